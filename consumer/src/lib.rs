@@ -1,0 +1,1 @@
+//! Rust client for `cairnd` (skeleton; see issue 6).

@@ -1,0 +1,2 @@
+//! cairnd: the Cairn HTTP server (being built; see issue 3).
+fn main() {}

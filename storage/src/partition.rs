@@ -1,0 +1,402 @@
+//! A partition log: the ordered, durable sequence of batches of one topic partition.
+//!
+//! [`PartitionLog`] is the public handle (cheap to clone). It owns the segment list, the
+//! acknowledged end offset and its notification, and the queue of appends waiting for the
+//! next group commit ([`crate::writer`] runs it). Reads never see past the acknowledged end:
+//! each segment exposes only its acknowledged prefix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::batch::{self, BatchHeader, DecodedBatch};
+use crate::config::TopicConfig;
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::segment::{log_bytes, BatchCursor, Segment, StoredBatch};
+use crate::writer::ActiveWriter;
+
+/// Completion of an append: called once, on a writer thread, with the outcome.
+pub type AppendCallback = Box<dyn FnOnce(Result<Appended>) + Send>;
+
+/// A listener told the new acknowledged end offset each time it advances.
+pub type EndListener = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    /// The append timestamp given to every record of the batch.
+    pub timestamp: i64,
+    pub record_count: u32,
+}
+
+pub(crate) struct Pending {
+    pub bytes: Vec<u8>,
+    pub header: BatchHeader,
+    pub done: AppendCallback,
+}
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub items: Vec<Pending>,
+    /// Queued on (or running in) the writer pool.
+    pub scheduled: bool,
+    /// No more appends are accepted.
+    pub closed: bool,
+}
+
+/// Batches read from a partition.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatches {
+    /// Whole batches in offset order. The first may start before the requested offset.
+    pub batches: Vec<StoredBatch>,
+    /// Offset after the last batch returned (the requested offset if none).
+    pub next_offset: u64,
+    pub start_offset: u64,
+    pub end_offset: u64,
+}
+
+/// Summary of one segment, for describe and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub base_offset: u64,
+    pub next_offset: u64,
+    pub size_bytes: u64,
+    pub sealed: bool,
+    pub max_timestamp: Option<i64>,
+    pub path: PathBuf,
+}
+
+pub(crate) struct Shared {
+    pub topic: String,
+    pub partition: u32,
+    pub dir: PathBuf,
+    pub config: RwLock<TopicConfig>,
+    pub segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    pub start_offset: AtomicU64,
+    pub end_offset: AtomicU64,
+    pub queue: Mutex<Queue>,
+    /// Signalled when the queue becomes idle (for close).
+    pub queue_idle: Condvar,
+    pub writer: Mutex<Option<ActiveWriter>>,
+    pub listeners: Mutex<Vec<EndListener>>,
+    pub end_lock: Mutex<()>,
+    pub end_changed: Condvar,
+    pub poisoned: Mutex<Option<String>>,
+    /// Written since the last interval sync.
+    pub dirty: AtomicBool,
+    pub ctx: Arc<Context>,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.topic, self.partition)
+    }
+
+    pub fn config(&self) -> TopicConfig {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn segment_for(&self, offset: u64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.range(..=offset).next_back().or_else(|| segs.iter().next()).map(|(_, s)| Arc::clone(s))
+    }
+
+    pub fn segment_after(&self, base: u64) -> Option<Arc<Segment>> {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.range(base + 1..).next().map(|(_, s)| Arc::clone(s))
+    }
+
+    /// Raises the acknowledged end and wakes everyone waiting for it.
+    pub fn publish_end(&self, end: u64) {
+        self.end_offset.fetch_max(end, Ordering::AcqRel);
+        {
+            let _g = lock(&self.end_lock);
+            self.end_changed.notify_all();
+        }
+        let listeners = lock(&self.listeners).clone();
+        for l in listeners {
+            l(end);
+        }
+    }
+
+    pub fn poison(&self, why: String) {
+        tracing::error!(partition = %self.name(), "{why}; refusing writes until reopened");
+        *lock(&self.poisoned) = Some(why);
+    }
+
+    pub fn check_poisoned(&self) -> Result<()> {
+        match lock(&self.poisoned).as_ref() {
+            Some(why) => Err(Error::Poisoned(format!("{}: {why}", self.name()))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Handle to one partition log. Clones share the same log.
+#[derive(Clone)]
+pub struct PartitionLog {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("topic", &self.shared.topic)
+            .field("partition", &self.shared.partition)
+            .field("end_offset", &self.end_offset())
+            .finish()
+    }
+}
+
+impl PartitionLog {
+    pub fn topic(&self) -> &str {
+        &self.shared.topic
+    }
+
+    pub fn partition(&self) -> u32 {
+        self.shared.partition
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// First offset still stored (retention moves it forward).
+    pub fn start_offset(&self) -> u64 {
+        self.shared.start_offset.load(Ordering::Acquire)
+    }
+
+    /// The acknowledged end: the next offset to be written. Readers see everything below it.
+    pub fn end_offset(&self) -> u64 {
+        self.shared.end_offset.load(Ordering::Acquire)
+    }
+
+    /// Bytes of record batches visible to readers, over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let segs = self.shared.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.values().map(|s| s.acked_len()).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// One summary per segment, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let segs = self.shared.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.values()
+            .map(|s| SegmentInfo {
+                base_offset: s.base_offset,
+                next_offset: s.next_offset(),
+                size_bytes: s.acked_len(),
+                sealed: s.is_sealed(),
+                max_timestamp: s.max_timestamp(),
+                path: s.log_path.clone(),
+            })
+            .collect()
+    }
+
+    /// Calls `listener` with the new end offset every time the acknowledged end advances.
+    /// It runs on a writer thread: it must be quick and must not block.
+    pub fn add_listener(&self, listener: EndListener) {
+        lock(&self.shared.listeners).push(listener);
+    }
+
+    /// Blocks until the end offset is above `offset` or `timeout` passes; returns the end.
+    pub fn wait_for_end_above(&self, offset: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut g = lock(&self.shared.end_lock);
+        loop {
+            let end = self.end_offset();
+            let now = Instant::now();
+            if end > offset || now >= deadline {
+                return end;
+            }
+            g = self.shared.end_changed.wait_timeout(g, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Queues one encoded batch (from [`crate::BatchBuilder::finish`] or checked with
+    /// [`crate::batch::check_client_batch`]) for the next group commit. The writer assigns
+    /// its offsets and timestamp; `done` is called once it is acknowledged per the topic's
+    /// sync policy, or failed.
+    pub fn append_async(&self, bytes: Vec<u8>, done: AppendCallback) {
+        let header = match BatchHeader::parse(&bytes) {
+            Ok(h) if h.total_len() == bytes.len() => h,
+            Ok(_) => return done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64)))),
+            Err(e) => return done(Err(e.into())),
+        };
+        let schedule = {
+            let mut q = lock(&self.shared.queue);
+            if q.closed {
+                drop(q);
+                return done(Err(Error::Closed));
+            }
+            q.items.push(Pending { bytes, header, done });
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.shared.ctx.pool.schedule(Arc::clone(&self.shared));
+        }
+    }
+
+    /// Appends one batch and waits until it is acknowledged.
+    pub fn append(&self, bytes: Vec<u8>) -> Result<Appended> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.append_async(
+            bytes,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
+    /// Reads whole batches from the first one holding an offset >= `offset`, until
+    /// `max_bytes` is reached (at least one batch is returned if any is available).
+    /// `offset` may equal the end offset (nothing yet); outside `[start, end]` is an error.
+    /// A batch that fails its CRC is an [`Error::Corruption`] if it is the first one to
+    /// return; otherwise the read stops before it.
+    pub fn read(&self, offset: u64, max_bytes: usize) -> Result<ReadBatches> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange { requested: offset, start, end });
+        }
+        let mut out = ReadBatches { batches: Vec::new(), next_offset: offset, start_offset: start, end_offset: end };
+        let mut seg = self.shared.segment_for(offset);
+        let mut bytes = 0usize;
+        while let Some(s) = seg {
+            if self.read_segment(&s, offset, max_bytes, &mut bytes, &mut out)? {
+                break;
+            }
+            seg = self.shared.segment_after(s.base_offset);
+        }
+        Ok(out)
+    }
+
+    /// Reads from one segment into `out`; returns true when the read is complete.
+    fn read_segment(
+        &self,
+        seg: &Arc<Segment>,
+        offset: u64,
+        max_bytes: usize,
+        bytes: &mut usize,
+        out: &mut ReadBatches,
+    ) -> Result<bool> {
+        let maps = self.shared.ctx.cache.maps(seg)?;
+        // Index first, then the acknowledged length: every index entry visible here points
+        // inside the acknowledged prefix (the writer publishes the length first).
+        let mut pos = if offset > seg.base_offset { maps.index.lookup(offset - seg.base_offset) } else { 0 };
+        let acked = seg.acked_len();
+        if pos > acked {
+            debug_assert!(false, "index entry past the acknowledged end");
+            pos = 0;
+        }
+        let log = maps.log_prefix(acked);
+        let mut cursor = BatchCursor { log, pos: pos as usize };
+        let mut found: Vec<(BatchHeader, usize)> = Vec::new();
+        let mut complete = false;
+        while let Some(h) = cursor.peek() {
+            let at = cursor.pos;
+            let checked = match h {
+                Ok(h) if h.last_offset() < offset => {
+                    cursor.pos += h.total_len();
+                    continue;
+                }
+                Ok(h) => batch::verify(&log[at..at + h.total_len()]),
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(h) => {
+                    found.push((h, at));
+                    cursor.pos += h.total_len();
+                    *bytes += h.total_len();
+                    if *bytes >= max_bytes {
+                        complete = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if out.batches.is_empty() && found.is_empty() {
+                        return Err(seg.corruption(at as u64, e));
+                    }
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        if let (Some(first), Some(last)) = (found.first(), found.last()) {
+            let span_start = first.1;
+            let span = log_bytes(&maps, span_start, last.1 + last.0.total_len());
+            let file: Arc<Path> = Arc::from(seg.log_path.as_path());
+            for (h, at) in found {
+                let rel = at - span_start;
+                out.batches.push(StoredBatch {
+                    header: h,
+                    bytes: span.slice(rel..rel + h.total_len()),
+                    file: Arc::clone(&file),
+                    position: at as u64,
+                });
+                out.next_offset = h.next_offset();
+            }
+        }
+        Ok(complete || out.next_offset >= out.end_offset)
+    }
+
+    /// The first offset whose timestamp is >= `ts` (the end offset if there is none).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {
+        let first = {
+            let segs = self.shared.segments.read().unwrap_or_else(|p| p.into_inner());
+            segs.values().find(|s| s.max_timestamp().is_some_and(|m| m >= ts)).map(Arc::clone)
+        };
+        let mut seg = first;
+        while let Some(s) = seg {
+            let maps = self.shared.ctx.cache.maps(&s)?;
+            let rel = maps.timeindex.lookup(ts);
+            let pos = maps.index.lookup(rel);
+            let acked = s.acked_len();
+            let log = maps.log_prefix(acked);
+            let mut cursor = BatchCursor { log, pos: (pos.min(acked)) as usize };
+            while let Some(h) = cursor.peek() {
+                let at = cursor.pos;
+                let h = h.map_err(|e| s.corruption(at as u64, e))?;
+                if h.max_timestamp >= ts {
+                    let d = DecodedBatch::new(&log[at..at + h.total_len()]).map_err(|e| s.corruption(at as u64, e))?;
+                    for r in d.records() {
+                        let r = r.map_err(|e| s.corruption(at as u64, e))?;
+                        if r.timestamp >= ts {
+                            return Ok(r.offset);
+                        }
+                    }
+                }
+                cursor.pos += h.total_len();
+            }
+            seg = self.shared.segment_after(s.base_offset);
+        }
+        Ok(self.end_offset())
+    }
+
+    /// Syncs everything written so far to disk (for `interval` topics; a no-op cost for
+    /// `always` topics, whose appends are already synced).
+    pub fn sync(&self) -> Result<()> {
+        let w = lock(&self.shared.writer);
+        match w.as_ref() {
+            Some(w) => w.file.sync_data().map_err(|e| Error::io("fdatasync", &w.segment.log_path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the partition's copy of its topic's config.
+    pub(crate) fn set_config(&self, config: TopicConfig) {
+        *self.shared.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+}

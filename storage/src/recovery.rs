@@ -1,0 +1,356 @@
+//! Opening a partition directory: finding its segments, trusting what a clean shutdown or
+//! the recovery point vouches for, and re-checking the rest.
+//!
+//! After a clean shutdown nothing is scanned: each segment's end is found from its last
+//! index entry and the few batch headers after it, so open time does not grow with data
+//! size. After a crash, every segment that may hold data past the recovery point (always the
+//! last one, plus any rolled after the last checkpoint) is read batch by batch with CRC
+//! checks and its indexes are rebuilt. A bad batch at the tail is a torn write and is cut
+//! off; a bad batch followed by good data is corruption in the middle, and opening fails
+//! with the file and position rather than silently dropping acknowledged data.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader};
+use crate::error::{Error, Result};
+use crate::format::*;
+use crate::fsutil;
+use crate::index::{EntryFile, OffsetIndex, TimeIndex};
+use crate::segment::{index_capacity, parse_segment_name, Segment};
+use crate::writer::ActiveWriter;
+
+/// Reads the partition's recovery point; `None` if missing or damaged (scan everything).
+pub(crate) fn read_recovery_point(dir: &Path) -> Option<u64> {
+    let bytes = fs::read(dir.join(RECOVERY_POINT_FILE)).ok()?;
+    if bytes.len() != RECOVERY_POINT_LEN {
+        return None;
+    }
+    let mut off = [0u8; 8];
+    off.copy_from_slice(&bytes[..8]);
+    let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    (crc32fast::hash(&off) == crc).then(|| u64::from_le_bytes(off))
+}
+
+/// Durably records that every segment below `offset` is complete, synced and indexed.
+pub(crate) fn write_recovery_point(dir: &Path, offset: u64) -> Result<()> {
+    let mut bytes = Vec::with_capacity(RECOVERY_POINT_LEN);
+    bytes.extend_from_slice(&offset.to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&offset.to_le_bytes()).to_le_bytes());
+    fsutil::write_atomic(&dir.join(RECOVERY_POINT_FILE), &bytes)
+}
+
+/// What is known about a segment once opened.
+#[derive(Debug, Default)]
+struct SegState {
+    len: u64,
+    next_offset: u64,
+    first_ts: Option<i64>,
+    max_ts: Option<i64>,
+}
+
+/// Result of reading a segment batch by batch.
+struct Scan {
+    state: SegState,
+    index: Vec<(u32, u32)>,
+    time: Vec<(i64, u32)>,
+    /// Position and reason of the first bad batch, and whether good data follows it.
+    bad: Option<(u64, String, bool)>,
+}
+
+/// An opened partition: its segments (the last one active) and the active writer.
+pub(crate) struct Opened {
+    pub segments: BTreeMap<u64, Arc<Segment>>,
+    pub writer: ActiveWriter,
+    pub start_offset: u64,
+    pub end_offset: u64,
+}
+
+/// Opens (creating if empty) the partition in `dir`. `clean` says the data directory was
+/// shut down cleanly, so everything on disk can be trusted.
+pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Result<Opened> {
+    fsutil::create_dir_durable(dir)?;
+    let mut bases = list_segments(dir)?;
+    if bases.is_empty() {
+        let seg = Arc::new(Segment::new(dir, 0));
+        let writer = ActiveWriter::open(Arc::clone(&seg), segment_bytes, 0, 0, i64::MIN, true)?;
+        fsutil::sync_dir(dir)?;
+        return Ok(Opened { segments: BTreeMap::from([(0, seg)]), writer, start_offset: 0, end_offset: 0 });
+    }
+    let recovery_point = if clean { u64::MAX } else { read_recovery_point(dir).unwrap_or(0) };
+    let mut segments: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
+    let mut prev_next: Option<u64> = None;
+    let mut last_ts = i64::MIN;
+    let mut i = 0;
+    while i < bases.len() {
+        let seg = Arc::new(Segment::new(dir, bases[i]));
+        let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
+        let state = match trusted.then(|| open_trusted(&seg)).flatten() {
+            Some(state) => state,
+            None => {
+                let scan = scan_segment(&seg)?;
+                if let Some((pos, reason, followed)) = &scan.bad {
+                    let later_empty = bases[i + 1..].iter().all(|&b| segment_len(&Segment::new(dir, b)) == 0);
+                    if *followed || !later_empty {
+                        return Err(seg.corruption(*pos, format!("{reason} (not a torn tail: data follows)")));
+                    }
+                    tracing::warn!(
+                        file = %seg.log_path.display(),
+                        "torn write at byte {pos} ({reason}): truncating {} unacknowledged bytes",
+                        segment_len(&seg) - pos
+                    );
+                    truncate(&seg.log_path, *pos)?;
+                    for &b in &bases[i + 1..] {
+                        remove_segment_files(&Segment::new(dir, b))?;
+                    }
+                    bases.truncate(i + 1);
+                }
+                let is_last = i + 1 == bases.len();
+                write_indexes(&seg, &scan, is_last.then_some(segment_bytes))?;
+                scan.state
+            }
+        };
+        if let Some(prev) = prev_next {
+            if seg.base_offset < prev {
+                return Err(seg.corruption(
+                    0,
+                    format!("segment starts at offset {} before the previous one ends ({prev})", seg.base_offset),
+                ));
+            }
+        }
+        prev_next = Some(state.next_offset);
+        last_ts = last_ts.max(state.max_ts.unwrap_or(i64::MIN));
+        seg.set_recovered(state.len, state.next_offset, state.first_ts, state.max_ts);
+        segments.insert(seg.base_offset, seg);
+        i += 1;
+    }
+    let active = match segments.last_key_value() {
+        Some((_, s)) => Arc::clone(s),
+        None => return Err(Error::Closed),
+    };
+    for seg in segments.values().filter(|s| s.base_offset != active.base_offset) {
+        seg.sealed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    let (len, end_offset) = (active.acked_len(), active.next_offset());
+    let writer = ActiveWriter::open(active, segment_bytes, len, end_offset, last_ts, false)?;
+    if !clean {
+        fsutil::sync_dir(dir)?;
+    }
+    let start_offset = segments.keys().next().copied().unwrap_or(0);
+    Ok(Opened { segments, writer, start_offset, end_offset })
+}
+
+/// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted work
+/// (temp files) and index files without a log.
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut logs = Vec::new();
+    let mut others = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(&format!(".{TMP_SUFFIX}")) || name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
+            fsutil::remove_file_durable(&entry.path())?;
+            continue;
+        }
+        match parse_segment_name(&name) {
+            Some((base, LOG_SUFFIX)) => logs.push(base),
+            Some((base, _)) => others.push((base, entry.path())),
+            None => {}
+        }
+    }
+    logs.sort_unstable();
+    for (base, path) in others {
+        if logs.binary_search(&base).is_err() {
+            fsutil::remove_file_durable(&path)?;
+        }
+    }
+    Ok(logs)
+}
+
+fn segment_len(seg: &Segment) -> u64 {
+    fs::metadata(&seg.log_path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn truncate(path: &Path, len: u64) -> Result<()> {
+    let f = fs::OpenOptions::new().write(true).open(path).map_err(|e| Error::io("open", path, e))?;
+    f.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
+    f.sync_all().map_err(|e| Error::io("fsync", path, e))
+}
+
+fn remove_segment_files(seg: &Segment) -> Result<()> {
+    for p in [&seg.log_path, &seg.index_path, &seg.timeindex_path] {
+        fsutil::remove_file_durable(p)?;
+    }
+    Ok(())
+}
+
+fn read_header_at(file: &File, pos: u64, len: u64) -> Option<BatchHeader> {
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    if len.saturating_sub(pos) < BATCH_HEADER_LEN as u64 {
+        return None;
+    }
+    file.read_exact_at(&mut buf, pos).ok()?;
+    let h = BatchHeader::parse(&buf).ok()?;
+    (pos + h.total_len() as u64 <= len).then_some(h)
+}
+
+/// Position of the last entry of an index file, by binary search over its non-zero prefix
+/// with positioned reads (nothing is mapped). `None` if the file is missing.
+fn last_index_position(path: &Path) -> Option<u64> {
+    let file = File::open(path).ok()?;
+    let n = file.metadata().ok()?.len() / INDEX_ENTRY_LEN as u64;
+    let entry = |i: u64| -> Option<[u8; INDEX_ENTRY_LEN]> {
+        let mut b = [0u8; INDEX_ENTRY_LEN];
+        file.read_exact_at(&mut b, i * INDEX_ENTRY_LEN as u64).ok()?;
+        Some(b)
+    };
+    let (mut lo, mut hi) = (0u64, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if entry(mid)?.iter().all(|&b| b == 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if lo == 0 {
+        return Some(0);
+    }
+    let b = entry(lo - 1)?;
+    Some(u64::from(u32::from_le_bytes([b[4], b[5], b[6], b[7]])))
+}
+
+/// Opens a segment vouched for by a clean shutdown or the recovery point, reading only the
+/// headers after its last index entry. `None` if anything looks doubtful (then it is
+/// scanned in full).
+fn open_trusted(seg: &Segment) -> Option<SegState> {
+    let file = File::open(&seg.log_path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if !seg.timeindex_path.exists() {
+        return None;
+    }
+    let mut pos = last_index_position(&seg.index_path)?;
+    if len == 0 {
+        return (pos == 0).then_some(SegState { len: 0, next_offset: seg.base_offset, first_ts: None, max_ts: None });
+    }
+    let first = read_header_at(&file, 0, len)?;
+    if first.base_offset < seg.base_offset || pos >= len {
+        return None;
+    }
+    let mut last = first;
+    while pos < len {
+        last = read_header_at(&file, pos, len)?;
+        pos += last.total_len() as u64;
+    }
+    Some(SegState {
+        len,
+        next_offset: last.next_offset(),
+        first_ts: Some(first.first_timestamp),
+        max_ts: Some(last.max_timestamp),
+    })
+}
+
+/// Reads every batch of a segment, checking CRCs and offsets, and computes the index
+/// entries it should have. Stops at the first bad batch.
+fn scan_segment(seg: &Segment) -> Result<Scan> {
+    let path = &seg.log_path;
+    let file = File::open(path).map_err(|e| Error::io("open segment", path, e))?;
+    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, &file);
+    let mut scan = Scan {
+        state: SegState { len: 0, next_offset: seg.base_offset, first_ts: None, max_ts: None },
+        index: Vec::new(),
+        time: Vec::new(),
+        bad: None,
+    };
+    let mut buf = Vec::new();
+    let (mut pos, mut last_index_pos) = (0u64, 0u64);
+    while pos < len {
+        let checked = read_batch(&mut reader, &mut buf, len - pos).and_then(|h| {
+            if h.base_offset < scan.state.next_offset {
+                Err(format!("batch offset {} is below the expected {}", h.base_offset, scan.state.next_offset))
+            } else {
+                Ok(h)
+            }
+        });
+        let h = match checked {
+            Ok(h) => h,
+            Err(reason) => {
+                let followed = good_batch_follows(&file, pos, len);
+                scan.bad = Some((pos, reason, followed));
+                break;
+            }
+        };
+        if pos > 0 && pos - last_index_pos >= INDEX_INTERVAL_BYTES {
+            let rel = (h.base_offset - seg.base_offset) as u32;
+            scan.index.push((rel, pos as u32));
+            last_index_pos = pos;
+            if scan.time.last().is_none_or(|&(t, _)| h.first_timestamp > t) {
+                scan.time.push((h.first_timestamp, rel));
+            }
+        }
+        scan.state.first_ts.get_or_insert(h.first_timestamp);
+        scan.state.max_ts = Some(scan.state.max_ts.map_or(h.max_timestamp, |m| m.max(h.max_timestamp)));
+        scan.state.next_offset = h.next_offset();
+        pos += h.total_len() as u64;
+        scan.state.len = pos;
+    }
+    Ok(scan)
+}
+
+/// Reads one whole batch into `buf` and checks it. Errors are reasons, for messages.
+fn read_batch(reader: &mut impl Read, buf: &mut Vec<u8>, remaining: u64) -> std::result::Result<BatchHeader, String> {
+    if remaining < BATCH_HEADER_LEN as u64 {
+        return Err(format!("{remaining} trailing bytes, shorter than a batch header"));
+    }
+    buf.resize(BATCH_HEADER_LEN, 0);
+    reader.read_exact(buf).map_err(|e| e.to_string())?;
+    let h = BatchHeader::parse(buf).map_err(|e| e.to_string())?;
+    let total = h.total_len();
+    if total as u64 > remaining {
+        return Err(format!("batch of {total} bytes runs past the end of the file ({remaining} left)"));
+    }
+    buf.resize(total, 0);
+    reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(|e| e.to_string())?;
+    batch::verify(buf).map_err(|e| e.to_string())
+}
+
+/// Whether the bad batch at `pos` is followed by a good one: then the damage is in the
+/// middle of the log, not a torn tail.
+fn good_batch_follows(file: &File, pos: u64, len: u64) -> bool {
+    let Some(h) = read_header_at(file, pos, len) else { return false };
+    let next = pos + h.total_len() as u64;
+    let Some(nh) = read_header_at(file, next, len) else { return false };
+    let mut buf = vec![0u8; nh.total_len()];
+    file.read_exact_at(&mut buf, next).is_ok() && batch::verify(&buf).is_ok()
+}
+
+/// Rewrites a segment's index files from a scan. `active_segment_bytes` is set for the last
+/// segment, whose indexes stay preallocated for appends.
+fn write_indexes(seg: &Segment, scan: &Scan, active_segment_bytes: Option<u64>) -> Result<()> {
+    let (icap, tcap) = match active_segment_bytes {
+        Some(sb) => (index_capacity(sb).max(scan.index.len()), index_capacity(sb).max(scan.time.len())),
+        None => (scan.index.len(), scan.time.len()),
+    };
+    let index = OffsetIndex(EntryFile::create(&seg.index_path, INDEX_ENTRY_LEN, icap)?);
+    for &(rel, pos) in &scan.index {
+        index.push(rel, pos);
+    }
+    let time = TimeIndex(EntryFile::create(&seg.timeindex_path, TIMEINDEX_ENTRY_LEN, tcap)?);
+    for &(ts, rel) in &scan.time {
+        time.push(ts, rel);
+    }
+    index.0.publish();
+    time.0.publish();
+    if active_segment_bytes.is_some() {
+        index.0.flush()?;
+        time.0.flush()
+    } else {
+        index.0.seal()?;
+        time.0.seal()
+    }
+}

@@ -1,0 +1,2 @@
+//! `cairn`: the command-line tool (skeleton; see issue 5).
+fn main() {}
