@@ -38,23 +38,39 @@ impl PartitionLog {
         {
             return Ok(RetentionStats::default());
         }
+        let retention_ms = cfg.retention_ms.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+        let mut remaining: Option<u64> = None;
+        self.remove_front_segments(|seg, total| {
+            let left = *remaining.get_or_insert(total);
+            let len = seg.acked_len();
+            let expired =
+                retention_ms.is_some_and(|r| seg.max_timestamp().is_none_or(|m| now_ms.saturating_sub(m) > r));
+            let oversize = cfg.retention_bytes.is_some_and(|r| left - len >= r);
+            if expired || oversize {
+                remaining = Some(left - len);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Deletes the sealed segments that hold only offsets below `offset` (their content is
+    /// no longer needed, e.g. it is covered by a snapshot). The start offset moves up.
+    pub fn delete_segments_before(&self, offset: u64) -> Result<RetentionStats> {
+        self.remove_front_segments(|seg, _| seg.next_offset() <= offset)
+    }
+
+    /// Removes sealed segments from the front while `doomed(segment, total_bytes)` says so.
+    fn remove_front_segments(&self, mut doomed: impl FnMut(&Segment, u64) -> bool) -> Result<RetentionStats> {
         let victims: Vec<Arc<Segment>> = {
             let mut segs = self.shared.segments.write().unwrap_or_else(|p| p.into_inner());
-            let mut remaining: u64 = segs.values().map(|s| s.acked_len()).sum();
+            let total: u64 = segs.values().map(|s| s.acked_len()).sum();
             let mut victims = Vec::new();
             while let Some((_, seg)) = segs.first_key_value() {
-                if !seg.is_sealed() {
+                if !seg.is_sealed() || !doomed(seg, total) {
                     break;
                 }
-                let len = seg.acked_len();
-                let expired = cfg.retention_ms.is_some_and(|r| {
-                    seg.max_timestamp().is_none_or(|m| now_ms.saturating_sub(m) > i64::try_from(r).unwrap_or(i64::MAX))
-                });
-                let oversize = cfg.retention_bytes.is_some_and(|r| remaining - len >= r);
-                if !(expired || oversize) {
-                    break;
-                }
-                remaining -= len;
                 if let Some((_, s)) = segs.pop_first() {
                     victims.push(s);
                 }
@@ -70,7 +86,7 @@ impl PartitionLog {
             for p in [&seg.log_path, &seg.index_path, &seg.timeindex_path] {
                 if let Err(e) = std::fs::remove_file(p) {
                     if e.kind() != std::io::ErrorKind::NotFound {
-                        tracing::warn!("retention could not remove {}: {e}", p.display());
+                        tracing::warn!("could not remove {}: {e}", p.display());
                     }
                 }
             }
@@ -79,7 +95,7 @@ impl PartitionLog {
         }
         if !victims.is_empty() {
             fsutil::sync_dir(&self.shared.dir)?;
-            tracing::info!(partition = %self.shared.name(), segments = stats.segments_deleted, bytes = stats.bytes_deleted, "retention deleted segments");
+            tracing::info!(partition = %self.shared.name(), segments = stats.segments_deleted, bytes = stats.bytes_deleted, "deleted old segments");
         }
         Ok(stats)
     }
