@@ -97,7 +97,7 @@ impl BatchHeader {
             return Err(BatchError::BadMagic(header.magic));
         }
         let total = header.total_len();
-        if total < BATCH_HEADER_LEN || total > BATCH_BYTES_MAX {
+        if !(BATCH_HEADER_LEN..=BATCH_BYTES_MAX).contains(&total) {
             return Err(BatchError::BadLength(u64::from(header.batch_length)));
         }
         let codec = header.attributes & ATTR_COMPRESSION_MASK;

@@ -324,6 +324,9 @@ impl Catalog {
     pub fn update_topic(&self, name: &str, config: TopicConfig) -> Result<Arc<Topic>> {
         config.validate()?;
         let _admin = lock(&self.admin);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         let topic = self.topic(name).ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
         let current = topic.partition_count();
         if config.partitions < current {
@@ -346,6 +349,9 @@ impl Catalog {
     /// segments finish what they read.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let _admin = lock(&self.admin);
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         let topic = self
             .topics
             .write()
@@ -412,7 +418,16 @@ impl Catalog {
 
 impl Drop for Catalog {
     fn drop(&mut self) {
-        // Not closed: stop the threads, leave no marker (the next open recovers).
+        // Not closed: like a crash, nothing more is synced and no marker is left (the next
+        // open recovers). Partition handles that outlive the catalog refuse appends: the
+        // directory lock is released with the catalog, and another catalog may open it.
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            for topic in self.topics() {
+                for part in topic.partitions() {
+                    lock(&part.shared.queue).closed = true;
+                }
+            }
+        }
         self.stop_threads();
     }
 }

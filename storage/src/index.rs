@@ -233,9 +233,9 @@ impl OffsetIndex {
         (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), u32::from_le_bytes([b[4], b[5], b[6], b[7]]))
     }
 
-    /// Position of the last indexed batch whose relative base offset is <= `relative`;
-    /// 0 (the segment start) if there is none.
-    pub fn lookup(&self, relative: u64) -> u64 {
+    /// The last entry (relative offset, position) whose relative offset is <= `relative`;
+    /// `None` if there is none (start at the segment's first batch).
+    pub fn lookup(&self, relative: u64) -> Option<(u32, u64)> {
         let n = self.0.len();
         let (mut lo, mut hi) = (0usize, n);
         while lo < hi {
@@ -247,9 +247,10 @@ impl OffsetIndex {
             }
         }
         if lo == 0 {
-            0
+            None
         } else {
-            u64::from(self.entry(lo - 1).1)
+            let (rel, pos) = self.entry(lo - 1);
+            Some((rel, u64::from(pos)))
         }
     }
 
@@ -330,12 +331,12 @@ mod tests {
         let idx = OffsetIndex(EntryFile::create(&p, INDEX_ENTRY_LEN, 100).unwrap());
         assert!(idx.push(10, 4096));
         assert!(idx.push(20, 8200));
-        assert_eq!(idx.lookup(15), 0, "unpublished entries are invisible");
+        assert_eq!(idx.lookup(15), None, "unpublished entries are invisible");
         idx.0.publish();
-        assert_eq!(idx.lookup(5), 0);
-        assert_eq!(idx.lookup(10), 4096);
-        assert_eq!(idx.lookup(19), 4096);
-        assert_eq!(idx.lookup(1000), 8200);
+        assert_eq!(idx.lookup(5), None);
+        assert_eq!(idx.lookup(10), Some((10, 4096)));
+        assert_eq!(idx.lookup(19), Some((10, 4096)));
+        assert_eq!(idx.lookup(1000), Some((20, 8200)));
         assert!(idx.push(30, 12000));
         idx.0.rollback();
         idx.0.flush().unwrap();

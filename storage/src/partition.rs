@@ -110,6 +110,12 @@ impl Shared {
         segs.range(..=offset).next_back().or_else(|| segs.iter().next()).map(|(_, s)| Arc::clone(s))
     }
 
+    /// Whether `seg` is still one of this partition's segments (not deleted or replaced).
+    pub fn holds(&self, seg: &Arc<Segment>) -> bool {
+        let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
+        segs.get(&seg.base_offset).is_some_and(|s| Arc::ptr_eq(s, seg))
+    }
+
     pub fn segment_after(&self, base: u64) -> Option<Arc<Segment>> {
         let segs = self.segments.read().unwrap_or_else(|p| p.into_inner());
         segs.range(base + 1..).next().map(|(_, s)| Arc::clone(s))
@@ -229,10 +235,21 @@ impl PartitionLog {
     /// [`crate::batch::check_client_batch`]) for the next group commit. The writer assigns
     /// its offsets and timestamp; `done` is called once it is acknowledged per the topic's
     /// sync policy, or failed.
+    ///
+    /// The batch must be exactly one batch with a valid CRC and contiguous offset deltas
+    /// (the writer re-stamps the CRC, so damage not caught here would be sealed in as
+    /// valid data); otherwise `done` gets [`Error::InvalidBatch`].
     pub fn append_async(&self, bytes: Vec<u8>, done: AppendCallback) {
-        let header = match BatchHeader::parse(&bytes) {
-            Ok(h) if h.total_len() == bytes.len() => h,
-            Ok(_) => return done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64)))),
+        let header = match batch::verify(&bytes) {
+            Ok(h) if h.total_len() != bytes.len() => {
+                return done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64))))
+            }
+            Ok(h) if h.last_offset_delta != h.record_count - 1 => {
+                return done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
+                    "appended batches must have contiguous offset deltas",
+                ))))
+            }
+            Ok(h) => h,
             Err(e) => return done(Err(e.into())),
         };
         let schedule = {
@@ -271,12 +288,33 @@ impl PartitionLog {
         if offset < start || offset > end {
             return Err(Error::OffsetOutOfRange { requested: offset, start, end });
         }
+        self.read_from(self.shared.segment_for(offset), offset, max_bytes, start, end)
+    }
+
+    /// [`PartitionLog::read`] once the range is checked, starting at segment `seg`.
+    fn read_from(
+        &self,
+        mut seg: Option<Arc<Segment>>,
+        offset: u64,
+        max_bytes: usize,
+        start: u64,
+        end: u64,
+    ) -> Result<ReadBatches> {
         let mut out = ReadBatches { batches: Vec::new(), next_offset: offset, start_offset: start, end_offset: end };
-        let mut seg = self.shared.segment_for(offset);
         let mut bytes = 0usize;
         while let Some(s) = seg {
-            if self.read_segment(&s, offset, max_bytes, &mut bytes, &mut out)? {
-                break;
+            match self.read_segment(&s, offset, max_bytes, &mut bytes, &mut out) {
+                Ok(true) => break,
+                Ok(false) => {}
+                // Retention deleted the segment after the range check: the offset is gone.
+                Err(_) if !self.shared.holds(&s) => {
+                    if out.batches.is_empty() {
+                        let (start, end) = (self.start_offset(), self.end_offset());
+                        return Err(Error::OffsetOutOfRange { requested: offset, start, end });
+                    }
+                    break;
+                }
+                Err(e) => return Err(e),
             }
             seg = self.shared.segment_after(s.base_offset);
         }
@@ -284,6 +322,13 @@ impl PartitionLog {
     }
 
     /// Reads from one segment into `out`; returns true when the read is complete.
+    ///
+    /// Every batch the cursor walks over is CRC-checked, including those skipped because
+    /// they end before `offset` (at most about one index interval of bytes): the cursor
+    /// moves by each batch's length field, and a damaged length must not move it onto
+    /// another batch and silently skip records. Batches at or past `out.end_offset` (the
+    /// end loaded when the read began) are not returned, so a read never reports more than
+    /// the end it carries.
     fn read_segment(
         &self,
         seg: &Arc<Segment>,
@@ -295,36 +340,17 @@ impl PartitionLog {
         let maps = self.shared.ctx.cache.maps(seg)?;
         // Index first, then the acknowledged length: every index entry visible here points
         // inside the acknowledged prefix (the writer publishes the length first).
-        let mut pos = if offset > seg.base_offset { maps.index.lookup(offset - seg.base_offset) } else { 0 };
+        let entry = if offset > seg.base_offset { maps.index.lookup(offset - seg.base_offset) } else { None };
         let acked = seg.acked_len();
-        if pos > acked {
-            debug_assert!(false, "index entry past the acknowledged end");
-            pos = 0;
-        }
         let log = maps.log_prefix(acked);
-        let mut cursor = BatchCursor { log, pos: pos as usize };
+        let pos = entry.map_or(0, |(rel, pos)| checked_index_position(seg, log, rel, pos));
+        let mut cursor = BatchCursor { log, pos };
         let mut found: Vec<(BatchHeader, usize)> = Vec::new();
         let mut complete = false;
         while let Some(h) = cursor.peek() {
             let at = cursor.pos;
-            let checked = match h {
-                Ok(h) if h.last_offset() < offset => {
-                    cursor.pos += h.total_len();
-                    continue;
-                }
-                Ok(h) => batch::verify(&log[at..at + h.total_len()]),
-                Err(e) => Err(e),
-            };
-            match checked {
-                Ok(h) => {
-                    found.push((h, at));
-                    cursor.pos += h.total_len();
-                    *bytes += h.total_len();
-                    if *bytes >= max_bytes {
-                        complete = true;
-                        break;
-                    }
-                }
+            let h = match h.and_then(|h| batch::verify(&log[at..at + h.total_len()])) {
+                Ok(h) => h,
                 Err(e) => {
                     if out.batches.is_empty() && found.is_empty() {
                         return Err(seg.corruption(at as u64, e));
@@ -332,6 +358,20 @@ impl PartitionLog {
                     complete = true;
                     break;
                 }
+            };
+            if h.base_offset >= out.end_offset {
+                complete = true;
+                break;
+            }
+            cursor.pos += h.total_len();
+            if h.last_offset() < offset {
+                continue;
+            }
+            found.push((h, at));
+            *bytes += h.total_len();
+            if *bytes >= max_bytes {
+                complete = true;
+                break;
             }
         }
         if let (Some(first), Some(last)) = (found.first(), found.last()) {
@@ -353,7 +393,10 @@ impl PartitionLog {
     }
 
     /// The first offset whose timestamp is >= `ts` (the end offset if there is none).
+    /// Every batch walked is CRC-checked (a damaged length or timestamp must not skip
+    /// records); damage is an [`Error::Corruption`].
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {
+        let end = self.end_offset();
         let first = {
             let segs = self.shared.segments.read().unwrap_or_else(|p| p.into_inner());
             segs.values().find(|s| s.max_timestamp().is_some_and(|m| m >= ts)).map(Arc::clone)
@@ -362,15 +405,28 @@ impl PartitionLog {
         while let Some(s) = seg {
             let maps = self.shared.ctx.cache.maps(&s)?;
             let rel = maps.timeindex.lookup(ts);
-            let pos = maps.index.lookup(rel);
+            let entry = maps.index.lookup(rel);
             let acked = s.acked_len();
             let log = maps.log_prefix(acked);
-            let mut cursor = BatchCursor { log, pos: (pos.min(acked)) as usize };
+            let mut pos = entry.map_or(0, |(rel, pos)| checked_index_position(&s, log, rel, pos));
+            // Timestamps never decrease, so the batch we start from must be older than `ts`;
+            // if it is not, the time index is doubtful: walk the segment from its start.
+            if pos > 0 && BatchHeader::parse(&log[pos..]).map_or(true, |h| h.first_timestamp >= ts) {
+                tracing::warn!(file = %s.log_path.display(), "time index entry does not match the log; scanning");
+                pos = 0;
+            }
+            let mut cursor = BatchCursor { log, pos };
             while let Some(h) = cursor.peek() {
                 let at = cursor.pos;
-                let h = h.map_err(|e| s.corruption(at as u64, e))?;
+                let h = h
+                    .and_then(|h| batch::verify(&log[at..at + h.total_len()]))
+                    .map_err(|e| s.corruption(at as u64, e))?;
+                if h.base_offset >= end {
+                    return Ok(end);
+                }
                 if h.max_timestamp >= ts {
-                    let d = DecodedBatch::new(&log[at..at + h.total_len()]).map_err(|e| s.corruption(at as u64, e))?;
+                    let d = DecodedBatch::trusting_crc(&log[at..at + h.total_len()], h)
+                        .map_err(|e| s.corruption(at as u64, e))?;
                     for r in d.records() {
                         let r = r.map_err(|e| s.corruption(at as u64, e))?;
                         if r.timestamp >= ts {
@@ -382,7 +438,7 @@ impl PartitionLog {
             }
             seg = self.shared.segment_after(s.base_offset);
         }
-        Ok(self.end_offset())
+        Ok(end)
     }
 
     /// Syncs everything written so far to disk (for `interval` topics; a no-op cost for
@@ -398,5 +454,49 @@ impl PartitionLog {
     /// Replaces the partition's copy of its topic's config.
     pub(crate) fn set_config(&self, config: TopicConfig) {
         *self.shared.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+}
+
+/// The position an offset-index entry `(rel, pos)` of `seg` gives, if the batch header there
+/// agrees with it (a batch of offset `base + rel` starts at `pos`); otherwise the index is
+/// doubtful (damaged on disk) and the segment is walked from its start, which is slower but
+/// correct.
+fn checked_index_position(seg: &Segment, log: &[u8], rel: u32, pos: u64) -> usize {
+    let agrees = usize::try_from(pos).ok().filter(|&p| p < log.len()).and_then(|p| {
+        BatchHeader::parse(&log[p..]).ok().filter(|h| h.base_offset == seg.base_offset + u64::from(rel)).map(|_| p)
+    });
+    match agrees {
+        Some(p) => p,
+        None => {
+            tracing::warn!(file = %seg.log_path.display(), "index entry ({rel}, {pos}) does not match the log; scanning");
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BatchBuilder, Catalog, CatalogOptions, Error, TopicConfig};
+
+    /// A reader that found its segment before retention deleted it used to fail with an
+    /// I/O error (the file is gone) instead of "offset out of range".
+    #[test]
+    fn read_of_a_segment_deleted_by_retention_is_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path(), CatalogOptions::default()).unwrap();
+        let cfg =
+            TopicConfig { segment_bytes: 4096, retention_ms: None, retention_bytes: Some(1), ..TopicConfig::default() };
+        let p = cat.create_topic("t", cfg).unwrap().partition(0).unwrap();
+        for _ in 0..10 {
+            let mut b = BatchBuilder::new();
+            b.push(None, Some(&[7u8; 1000][..]), []);
+            p.append(b.finish(0, 0).unwrap()).unwrap();
+        }
+        let stale = p.shared.segment_for(0);
+        assert!(p.enforce_retention(0).unwrap().segments_deleted > 0);
+        match p.read_from(stale, 0, 1, 0, p.end_offset()) {
+            Err(Error::OffsetOutOfRange { requested: 0, start, .. }) => assert_eq!(start, p.start_offset()),
+            other => panic!("expected out of range, got {other:?}"),
+        }
     }
 }

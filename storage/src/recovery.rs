@@ -280,7 +280,8 @@ fn scan_segment(seg: &Segment) -> Result<Scan> {
         let h = match checked {
             Ok(h) => h,
             Err(reason) => {
-                let followed = good_batch_follows(&file, pos, len);
+                let followed = valid_batch_after(&file, pos, len, scan.state.next_offset)
+                    .map_err(|e| Error::io("read segment", path, e))?;
                 scan.bad = Some((pos, reason, followed));
                 break;
             }
@@ -319,14 +320,39 @@ fn read_batch(reader: &mut impl Read, buf: &mut Vec<u8>, remaining: u64) -> std:
     batch::verify(buf).map_err(|e| e.to_string())
 }
 
-/// Whether the bad batch at `pos` is followed by a good one: then the damage is in the
-/// middle of the log, not a torn tail.
-fn good_batch_follows(file: &File, pos: u64, len: u64) -> bool {
-    let Some(h) = read_header_at(file, pos, len) else { return false };
-    let next = pos + h.total_len() as u64;
-    let Some(nh) = read_header_at(file, next, len) else { return false };
-    let mut buf = vec![0u8; nh.total_len()];
-    file.read_exact_at(&mut buf, next).is_ok() && batch::verify(&buf).is_ok()
+/// Whether a whole, CRC-valid batch with an offset at or above `min_offset` starts anywhere
+/// after the bad batch at `pos`: then the damage is in the middle of the log, not a torn
+/// tail, and truncating would drop acknowledged data. The bad batch's own length cannot be
+/// trusted (it may be the damaged field), so every byte position after `pos` is tried: a
+/// cheap header check first (magic byte, then the header's sanity checks and offset), the
+/// CRC only for candidates that pass. A torn tail (a prefix of the last write, or zeros)
+/// holds no such batch.
+fn valid_batch_after(file: &File, pos: u64, len: u64, min_offset: u64) -> std::io::Result<bool> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK + BATCH_HEADER_LEN];
+    let mut start = pos + 1;
+    while start + BATCH_HEADER_LEN as u64 <= len {
+        let n = usize::try_from(len - start).unwrap_or(usize::MAX).min(buf.len());
+        file.read_exact_at(&mut buf[..n], start)?;
+        let candidates = (n + 1 - BATCH_HEADER_LEN).min(CHUNK);
+        for i in 0..candidates {
+            if buf[i + MAGIC_POS] != BATCH_MAGIC {
+                continue;
+            }
+            let Ok(h) = BatchHeader::parse(&buf[i..n]) else { continue };
+            let at = start + i as u64;
+            if h.base_offset < min_offset || at + h.total_len() as u64 > len {
+                continue;
+            }
+            let mut whole = vec![0u8; h.total_len()];
+            file.read_exact_at(&mut whole, at)?;
+            if batch::verify(&whole).is_ok() {
+                return Ok(true);
+            }
+        }
+        start += CHUNK as u64;
+    }
+    Ok(false)
 }
 
 /// Rewrites a segment's index files from a scan. `active_segment_bytes` is set for the last
