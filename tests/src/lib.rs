@@ -6,6 +6,7 @@
 //! process with `cargo build -p cairn-server --bin cairnd` so it is never stale.
 
 pub mod http;
+pub mod load;
 pub mod server;
 pub mod util;
 
@@ -15,4 +16,5 @@ pub use util::{
     b64, decode_batches, now_ms, raw_http, unb64, value_bytes, within, RawRecord, SseEvent, SseReader, GENEROUS,
 };
 
+pub use load::{verify_acked, Acked, Body, Load};
 pub use serde_json::{json, Value};

@@ -132,11 +132,13 @@ pub struct SseReader {
     buf: Vec<u8>,
     /// Comment lines seen so far (e.g. `: keepalive`).
     pub comments: Vec<String>,
+    /// The transport error that ended the stream, if it did not end cleanly.
+    pub error: Option<String>,
 }
 
 impl SseReader {
     pub fn new(resp: reqwest::Response) -> Self {
-        SseReader { stream: resp.bytes_stream().boxed(), buf: Vec::new(), comments: Vec::new() }
+        SseReader { stream: resp.bytes_stream().boxed(), buf: Vec::new(), comments: Vec::new(), error: None }
     }
 
     async fn line(&mut self) -> Option<String> {
@@ -151,13 +153,17 @@ impl SseReader {
             }
             match self.stream.next().await {
                 Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
-                Some(Err(e)) => panic!("SSE stream error: {e:?}"),
+                Some(Err(e)) => {
+                    self.error = Some(format!("{e:?}"));
+                    return None;
+                }
                 None => return None,
             }
         }
     }
 
-    /// The next event (comments are recorded, not returned); `None` at the end of the stream.
+    /// The next event (comments are recorded, not returned); `None` at the end of the stream
+    /// (see [`SseReader::error`] for why it ended).
     pub async fn next_event(&mut self) -> Option<SseEvent> {
         let mut ev = SseEvent::default();
         let mut has_data = false;
