@@ -1,2 +1,16 @@
-//! cairnd: the Cairn HTTP server (being built; see issue 3).
-fn main() {}
+//! `cairnd`: the Cairn server binary. Parses the configuration, sets up logging and hands
+//! over to [`cairn_server::run`]; see `docs/OPERATIONS.md`.
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let config = cairn_server::ServerConfig::from_env().context("invalid configuration")?;
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(&config.log))
+        .context("invalid log filter")?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("cairnd").build()?;
+    runtime.block_on(cairn_server::run(config)).context("cairnd failed")?;
+    Ok(())
+}

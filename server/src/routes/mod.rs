@@ -1,0 +1,104 @@
+//! The HTTP routes: one table, from which both the axum router and the OpenAPI document are
+//! built, so the two cannot drift apart.
+//!
+//! Each [`RouteSpec`] names a method, a path (with the contract's parameter names:
+//! `{topic}`, `{p}`, `{group}`), an OpenAPI operation id (documented in `crate::openapi`) and
+//! the handler. Unknown paths get `404 not_found` and known paths with a wrong method
+//! `405 method_not_allowed`, both as JSON. A middleware counts every request by route and
+//! status for `/metrics`.
+
+pub mod produce;
+pub mod read;
+pub mod service;
+pub mod topics;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// One route of the API.
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    /// The operation's id in the OpenAPI document (see `crate::openapi::operation`).
+    pub operation_id: &'static str,
+    pub handler: MethodRouter<AppState>,
+}
+
+impl RouteSpec {
+    /// A route whose handler answers exactly `method` on `path`.
+    pub fn new<H, T>(method: Method, path: &'static str, operation_id: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        RouteSpec { method, path, operation_id, handler: on(filter, handler) }
+    }
+}
+
+/// Every route of the API.
+pub fn table() -> Vec<RouteSpec> {
+    use Method as M;
+    vec![
+        RouteSpec::new(M::GET, "/v1/health", "health", service::health),
+        RouteSpec::new(M::GET, "/metrics", "metrics", service::metrics),
+        RouteSpec::new(M::GET, "/v1/openapi.json", "openapi", service::openapi),
+        RouteSpec::new(M::GET, "/v1/topics", "listTopics", topics::list),
+        RouteSpec::new(M::POST, "/v1/topics", "createTopic", topics::create),
+        RouteSpec::new(M::GET, "/v1/topics/{topic}", "describeTopic", topics::describe),
+        RouteSpec::new(M::PATCH, "/v1/topics/{topic}", "updateTopic", topics::update),
+        RouteSpec::new(M::DELETE, "/v1/topics/{topic}", "deleteTopic", topics::delete),
+        RouteSpec::new(M::POST, "/v1/topics/{topic}/messages", "produce", produce::produce),
+        RouteSpec::new(M::GET, "/v1/topics/{topic}/partitions/{p}/messages", "readMessages", read::read),
+    ]
+}
+
+/// The router for `routes`, with the JSON fallbacks and request metrics.
+pub fn router_for(routes: Vec<RouteSpec>, state: AppState) -> Router {
+    let doc = service::OpenApiDocument(std::sync::Arc::new(crate::openapi::document(&routes)));
+    let mut router = Router::new();
+    for r in routes {
+        router = router.route(r.path, r.handler);
+    }
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(axum::Extension(doc))
+        .with_state(state)
+}
+
+/// The API's router.
+pub fn router(state: AppState) -> Router {
+    router_for(table(), state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, format!("method {method} is not allowed on {}", uri.path()))
+}
+
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = route.as_deref().unwrap_or("unmatched");
+    state.metrics.request(route, method.as_str(), response.status().as_u16());
+    response
+}
+
+/// Parses the `{p}` path parameter: `400 bad_request` unless a non-negative integer.
+pub fn parse_partition(p: &str) -> Result<u64, ApiError> {
+    p.parse::<u64>().map_err(|_| ApiError::bad_request(format!("partition must be a non-negative integer, got {p:?}")))
+}

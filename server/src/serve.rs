@@ -1,0 +1,108 @@
+//! The HTTP/1.1 server loop: accepting connections within limits, serving each with hyper,
+//! and draining on shutdown.
+//!
+//! Limits (all in `docs/OPERATIONS.md`): at most `connections_max` open connections (further
+//! clients wait in the kernel's listen backlog until one closes); a request head must arrive
+//! within `header_read_timeout` (hyper's timer also closes keep-alive connections idle that
+//! long between requests) and fit in `header_bytes_max` (else `431`); a connection that moves
+//! no byte for `idle_timeout` is closed. On shutdown the accept loop stops, every connection
+//! finishes its in-flight request and closes, and [`serve`] returns once all are gone or
+//! `shutdown_grace` has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::activity::{Activity, ActivityIo};
+use crate::config::ConnectionLimits;
+use crate::shutdown::Shutdown;
+
+/// Most headers in one request.
+pub const HEADERS_MAX: usize = 128;
+/// Pause after an accept error (for example too many open files) before trying again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `app` on `listener` until `shutdown`, then drains (bounded by `grace`).
+pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: Shutdown, grace: Duration) {
+    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    let limits = Arc::new(limits);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.wait() => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                tracing::trace!(%peer, "connection accepted");
+                let (app, limits, shutdown) = (app.clone(), Arc::clone(&limits), shutdown.clone());
+                tokio::spawn(connection(stream, app, limits, shutdown, permit));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+            }
+        }
+    }
+    drop(listener);
+    let all = u32::try_from(limits.connections_max).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+    match drained {
+        Ok(_) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("shutdown grace period over with connections still open"),
+    }
+}
+
+/// Serves one connection until it closes, idles out, or shutdown completes it.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    limits: Arc<ConnectionLimits>,
+    shutdown: Shutdown,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(limits.header_bytes_max)
+        .max_headers(HEADERS_MAX)
+        .keep_alive(true);
+    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let check_every = (limits.idle_timeout / 4).max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval(check_every);
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("connection ended: {e}");
+                }
+                return;
+            }
+            _ = shutdown.wait(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = ticker.tick() => {
+                if activity.idle_for() >= limits.idle_timeout {
+                    tracing::debug!("closing a connection idle for {:?}", activity.idle_for());
+                    return;
+                }
+            }
+        }
+    }
+}
