@@ -137,3 +137,26 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start() {
     s.get("/v1/health").await.expect_status(200);
     s.describe("locked").await;
 }
+
+#[tokio::test]
+async fn settings_come_from_flags_over_env_over_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cairnd.toml");
+    std::fs::write(&file, "auto_create_topics = false\n").unwrap();
+    // The file turns auto-create off.
+    let s = Cairnd::builder().arg("--config").arg(&file).start().await;
+    s.produce_raw("auto", json!([{"value": 1}])).await.expect_error(404, "topic_not_found");
+    drop(s);
+    // The environment overrides the file.
+    let s = Cairnd::builder().arg("--config").arg(&file).env("CAIRN_AUTO_CREATE_TOPICS", "true").start().await;
+    s.produce("auto", json!([{"value": 1}])).await;
+    drop(s);
+    // A flag overrides the environment.
+    let s = Cairnd::builder().env("CAIRN_AUTO_CREATE_TOPICS", "true").arg("--no-auto-create-topics").start().await;
+    s.produce_raw("auto", json!([{"value": 1}])).await.expect_error(404, "topic_not_found");
+    drop(s);
+    // A config file that does not parse stops the server with an error instead of serving.
+    std::fs::write(&file, "auto_create_topics = \"perhaps\"\n[[[").unwrap();
+    let e = Cairnd::builder().arg("--config").arg(&file).try_start().await.err().expect("bad config file accepted");
+    assert!(e.status.is_some_and(|s| !s.success()), "{e}");
+}

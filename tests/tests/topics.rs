@@ -188,7 +188,7 @@ async fn describe_reports_offsets_sizes_and_segments() {
     let mut offset = 0u64;
     while offset < 50 {
         let r = send(
-            s.request(reqwest::Method::GET, &read_path("sized", 0, &format!("offset={offset}&max_bytes=100000000")))
+            s.request(reqwest::Method::GET, &read_path("sized", 0, &format!("offset={offset}&max_bytes=16777216")))
                 .header("accept", RECORDS),
         )
         .await;
