@@ -9,7 +9,8 @@ fn main() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(&config.log))
         .context("invalid log filter")?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("cairnd").build()?;
     runtime.block_on(cairn_server::run(config)).context("cairnd failed")?;
     Ok(())

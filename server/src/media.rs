@@ -42,7 +42,7 @@ fn essence(value: &str) -> String {
 }
 
 /// Whether a JSON body's `Content-Type` is acceptable: absent (JSON is the default) or a JSON
-/// type; otherwise `415 unsupported_media_type`.
+/// type; otherwise `415 unsupported_media_type` (curl users: `-H 'content-type: application/json'`).
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::CONTENT_TYPE) {
         None => Ok(()),

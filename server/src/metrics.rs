@@ -134,10 +134,10 @@ impl Metrics {
                 writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
         }
         out.push_str(
-            "# HELP cairn_append_ack_seconds Append to acknowledgement latency: the group-commit write plus its \
-             fsync (fdatasync) for sync=always topics.\n# TYPE cairn_append_ack_seconds histogram\n",
+            "# HELP cairn_append_fsync_seconds Append to acknowledgement latency: the group-commit write plus its \
+             fsync (fdatasync) for sync=always topics.\n# TYPE cairn_append_fsync_seconds histogram\n",
         );
-        self.append_ack.render(&mut out, "cairn_append_ack_seconds");
+        self.append_ack.render(&mut out, "cairn_append_fsync_seconds");
         render_partitions(&mut out, catalog);
         out
     }

@@ -92,16 +92,21 @@ impl State {
         self.catalog.topic(name).ok_or_else(|| ApiError::topic_not_found(name))
     }
 
-    /// A topic to produce to, created with the defaults if it does not exist and auto-create
-    /// is on. Creating syncs to disk, so it runs on the blocking pool.
-    pub async fn topic_for_produce(self: &Arc<Self>, name: &str) -> ApiResult<Arc<Topic>> {
+    /// The topic a produce names: `Ok(Some(topic))` if it exists, `Ok(None)` if it does not
+    /// but auto-create is on (the caller checks the request, then calls
+    /// [`State::create_for_produce`]), `404 topic_not_found` otherwise.
+    pub fn topic_for_produce(&self, name: &str) -> ApiResult<Option<Arc<Topic>>> {
         names::check_user_name(name)?;
-        if let Some(t) = self.catalog.topic(name) {
-            return Ok(t);
+        match self.catalog.topic(name) {
+            Some(t) => Ok(Some(t)),
+            None if self.settings.auto_create_topics => Ok(None),
+            None => Err(ApiError::topic_not_found(name)),
         }
-        if !self.settings.auto_create_topics {
-            return Err(ApiError::topic_not_found(name));
-        }
+    }
+
+    /// Creates a topic with the defaults for a produce (or returns it if a concurrent
+    /// request just created it). Creating syncs to disk, so it runs on the blocking pool.
+    pub async fn create_for_produce(&self, name: &str) -> ApiResult<Arc<Topic>> {
         let catalog = Arc::clone(&self.catalog);
         let owned = name.to_string();
         let created = tokio::task::spawn_blocking(move || match catalog.create_topic(&owned, TopicConfig::default()) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_storage::batch::check_client_batch;
-use cairn_storage::{Appended, BatchBuilder, Codec, Topic};
+use cairn_storage::{Appended, BatchBuilder, Codec, Topic, TopicConfig};
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -27,7 +27,7 @@ use crate::partitioner::{partition_for_key, round_robin_partition, RoundRobin};
 use parse::Message;
 
 /// What a produce needs to know about its topic.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicShape {
     pub name: String,
     pub partitions: u32,
@@ -37,10 +37,19 @@ pub struct TopicShape {
 
 impl TopicShape {
     pub fn of(topic: &Topic) -> Self {
-        let config = topic.config();
+        Self::from_config(topic.name(), topic.partition_count(), &topic.config())
+    }
+
+    /// The shape a topic auto-created with the defaults will have.
+    pub fn defaults(name: &str) -> Self {
+        let config = TopicConfig::default();
+        Self::from_config(name, config.partitions, &config)
+    }
+
+    fn from_config(name: &str, partitions: u32, config: &TopicConfig) -> Self {
         TopicShape {
-            name: topic.name().to_string(),
-            partitions: topic.partition_count(),
+            name: name.to_string(),
+            partitions,
             max_message_bytes: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
             codec: config.codec(),
         }

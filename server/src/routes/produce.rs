@@ -1,20 +1,22 @@
 //! `POST /v1/topics/{topic}/messages`: the produce handler.
 //!
-//! Resolves (or auto-creates) the topic, claims the `Idempotency-Key` if one is given, reads
-//! the body within the size limit, plans the batches (on the blocking pool for large
-//! bodies), appends them, waits for the acknowledgement and replies with the offsets.
+//! Resolves the topic, claims the `Idempotency-Key` if one is given, reads the body within
+//! the size limit, plans the batches (on the blocking pool for large bodies), creates the
+//! topic if it is missing and auto-create is on (only once the request passed its checks),
+//! appends, waits for the acknowledgement and replies with the offsets.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{read_body, ApiPath};
 use crate::idempotency::{self, Claim, ProducedOffset};
 use crate::media;
-use crate::produce::{self, ProduceOptions, TopicShape};
+use crate::produce::{self, Plan, ProduceOptions, TopicShape};
 use crate::read::blocking;
 use crate::state::AppState;
 
@@ -43,6 +45,21 @@ fn reply(offsets: &[ProducedOffset], duplicate: bool) -> Json<Value> {
     Json(json!({ "offsets": offsets, "duplicate": duplicate }))
 }
 
+/// Plans on the async worker for small bodies, on the blocking pool for large ones.
+async fn plan(
+    state: &AppState,
+    kind: media::BodyKind,
+    body: Bytes,
+    opts: &ProduceOptions,
+    shape: &TopicShape,
+) -> ApiResult<Plan> {
+    if body.len() <= INLINE_PARSE_BYTES_MAX {
+        return produce::plan(kind, body, opts, shape, &state.round_robin);
+    }
+    let (state, opts, shape) = (state.clone(), opts.clone(), shape.clone());
+    blocking(move || produce::plan(kind, body, &opts, &shape, &state.round_robin)).await
+}
+
 /// The produce handler.
 pub async fn produce(
     State(state): State<AppState>,
@@ -56,7 +73,7 @@ pub async fn produce(
     if let Some(k) = &idempotency_key {
         idempotency::check_key(k)?;
     }
-    let topic = state.topic_for_produce(&name).await?;
+    let existing = state.topic_for_produce(&name)?;
     let claim = match &idempotency_key {
         Some(k) => match state.idempotency.claim(&name, k).await {
             Claim::Duplicate(offsets) => {
@@ -68,12 +85,20 @@ pub async fn produce(
         None => None,
     };
     let body = read_body(&parts, body, state.settings.body_bytes_max).await?;
-    let shape = TopicShape::of(&topic);
-    let plan = if body.len() <= INLINE_PARSE_BYTES_MAX {
-        produce::plan(kind, body, &opts, &shape, &state.round_robin)?
-    } else {
-        let state2 = state.clone();
-        blocking(move || produce::plan(kind, body, &opts, &shape, &state2.round_robin)).await?
+    // The whole request is checked before a missing topic is created.
+    let shape = existing.as_deref().map_or_else(|| TopicShape::defaults(&name), TopicShape::of);
+    let mut plan = plan(&state, kind, body.clone(), &opts, &shape).await?;
+    let topic = match existing {
+        Some(t) => t,
+        None => {
+            let t = state.create_for_produce(&name).await?;
+            let actual = TopicShape::of(&t);
+            if actual != shape {
+                // Created concurrently with another configuration: check again against it.
+                plan = self::plan(&state, kind, body, &opts, &actual).await?;
+            }
+            t
+        }
     };
     let (messages, bytes) = (plan.slots.len() as u64, plan.bytes());
     let offsets = produce::execute(plan, &topic, &state.metrics).await?;
