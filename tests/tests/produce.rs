@@ -571,3 +571,49 @@ async fn concurrent_producers_get_unique_contiguous_offsets() {
         last_ts = ts;
     }
 }
+
+#[tokio::test]
+async fn records_produce_ignores_client_offsets_and_timestamps() {
+    let s = Cairnd::start().await;
+    s.create_topic("assigned", json!({})).await;
+    s.produce_n("assigned", 0, 3, "first").await;
+    let mut b = BatchBuilder::new();
+    b.push(Some(b"k"), Some(b"v"), std::iter::empty());
+    b.push(None, Some(b"w"), std::iter::empty());
+    // A client claiming offset 1000 and a timestamp in 1970.
+    let r = post_records(&s, "assigned", Some("0"), b.finish(1000, 5).unwrap()).await;
+    r.expect_status(200);
+    let offs = r.json()["offsets"].as_array().unwrap().clone();
+    assert_eq!(offsets_of(&offs), vec![3, 4]);
+    let ts = offs[0]["timestamp"].as_i64().unwrap();
+    assert!((ts - now_ms()).abs() < 60_000, "server-assigned timestamp, not the client's: {ts}");
+    let m = s.read("assigned", 0, "offset=3").await;
+    assert_eq!(m["messages"][0]["offset"], json!(3));
+    assert_eq!(m["messages"][0]["timestamp"], json!(ts));
+    assert_eq!(m["next_offset"], json!(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_with_one_idempotency_key_append_once() {
+    let s = Cairnd::start().await;
+    s.create_topic("retry", json!({})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let rb = s
+            .client()
+            .post(s.url("/v1/topics/retry/messages"))
+            .header("Idempotency-Key", "same-request")
+            .json(&json!({"messages": [{"value": "once"}, {"value": "twice"}]}));
+        tasks.push(tokio::spawn(send(rb)));
+    }
+    let mut replies = Vec::new();
+    for t in tasks {
+        let r = within(GENEROUS, t).await.unwrap();
+        r.expect_status(200);
+        replies.push(r.json());
+    }
+    assert_eq!(s.end_offset("retry", 0).await, 2, "the request was appended once: {replies:?}");
+    let originals = replies.iter().filter(|r| r["duplicate"] == json!(false)).count();
+    assert_eq!(originals, 1, "{replies:?}");
+    assert!(replies.iter().all(|r| r["offsets"] == replies[0]["offsets"]), "{replies:?}");
+}

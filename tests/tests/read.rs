@@ -304,3 +304,88 @@ async fn reads_after_restart_and_crash_are_identical() {
     let crashed: Vec<Value> = vec![s.read_all("kept", 0).await.into(), s.read_all("kept", 1).await.into()];
     assert_eq!(before, crashed);
 }
+
+/// The segment files (`*.log`) of partition `p` of `topic`, sorted by name (base offset).
+fn segment_files(data_dir: &std::path::Path, topic: &str, p: u32) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![data_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "log")
+                && path.parent().and_then(|d| d.file_name()).is_some_and(|n| n == p.to_string().as_str())
+                && path.ancestors().any(|a| a.file_name().is_some_and(|n| n == topic))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+const DAMAGED: &str = "damaged";
+
+fn damaged_value(batch: usize, msg: usize) -> String {
+    format!("batch{batch}-msg{msg}-{}", "z".repeat(40))
+}
+
+/// A server whose topic `damaged` holds three batches of 5 messages (offsets 0-4, 5-9,
+/// 10-14) with one byte flipped in the middle of the second batch's records while it was
+/// stopped. Returns the server and the segment file name.
+async fn server_with_a_damaged_batch() -> (Cairnd, String) {
+    let mut s = Cairnd::start().await;
+    s.create_topic(DAMAGED, json!({})).await;
+    for b in 0..3 {
+        let msgs: Vec<Value> = (0..5).map(|i| json!({ "value": damaged_value(b, i) })).collect();
+        s.produce(DAMAGED, Value::Array(msgs)).await;
+    }
+    let raw = send(s.request(reqwest::Method::GET, &read_path(DAMAGED, 0, "offset=0")).header("accept", RECORDS)).await;
+    let sizes: Vec<usize> = decode_batches(&raw.body).iter().map(|(h, _)| h.total_len()).collect();
+    assert_eq!(sizes.len(), 3);
+    assert_eq!(s.sigterm().await.code(), Some(0));
+    let segs = segment_files(s.data_dir(), DAMAGED, 0);
+    assert_eq!(segs.len(), 1, "one segment: {segs:?}");
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    let second = sizes[0]..sizes[0] + sizes[1];
+    assert_eq!(&bytes[second.clone()], &raw.body[second.clone()], "the segment holds the batches as served");
+    bytes[sizes[0] + sizes[1] / 2] ^= 0x5a;
+    std::fs::write(&segs[0], &bytes).unwrap();
+    s.start_again().await;
+    (s, segs[0].file_name().unwrap().to_string_lossy().to_string())
+}
+
+#[tokio::test]
+async fn a_corrupted_batch_is_500_data_corrupted_naming_the_segment() {
+    let (s, seg_name) = server_with_a_damaged_batch().await;
+    for accept in ["application/json", NDJSON, RECORDS] {
+        let r =
+            send(s.request(reqwest::Method::GET, &read_path(DAMAGED, 0, "offset=7")).header("accept", accept)).await;
+        let body = r.expect_error(500, "data_corrupted");
+        let text = body.to_string();
+        assert!(text.contains(&seg_name), "{accept}: the error names the segment file {seg_name}: {body}");
+        assert!(!text.contains("batch1-msg"), "{accept}: damaged bytes are never served as data: {body}");
+    }
+    // Nothing was silently dropped from the middle: the end is where it was.
+    assert_eq!(s.end_offset(DAMAGED, 0).await, 15);
+    s.get("/v1/health").await.expect_status(200);
+}
+
+#[tokio::test]
+async fn reads_of_other_positions_work_around_a_corrupted_batch() {
+    let (s, _) = server_with_a_damaged_batch().await;
+    // Before the damaged batch.
+    let b = s.read(DAMAGED, 0, "offset=0&max_messages=5").await;
+    assert_eq!(b["messages"].as_array().unwrap().len(), 5);
+    assert_eq!(b["messages"][4]["value"], json!(damaged_value(0, 4)));
+    // After it.
+    let b = s.read(DAMAGED, 0, "offset=10").await;
+    assert_eq!(b["messages"].as_array().unwrap().len(), 5, "{b}");
+    assert_eq!(b["messages"][0]["value"], json!(damaged_value(2, 0)));
+    let r = send(s.request(reqwest::Method::GET, &read_path(DAMAGED, 0, "offset=10")).header("accept", RECORDS)).await;
+    r.expect_status(200);
+    let batches = decode_batches(&r.body);
+    assert_eq!(batches[0].0.base_offset, 10);
+}

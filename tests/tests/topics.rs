@@ -336,3 +336,73 @@ async fn auto_create_can_be_turned_off() {
     s.create_topic("somewhere", json!({})).await;
     s.produce("somewhere", json!([{"value": 1}])).await;
 }
+
+#[tokio::test]
+async fn internal_topics_are_not_reachable_through_the_api() {
+    let s = Cairnd::start().await;
+    // Make sure any internal state exists: an idempotent produce.
+    let r = send(
+        s.request(reqwest::Method::POST, "/v1/topics/visible/messages")
+            .header("Idempotency-Key", "k")
+            .json(&json!({"messages": [{"value": 1}]})),
+    )
+    .await;
+    r.expect_status(200);
+    for name in ["__idempotency", "__groups", "__anything"] {
+        let reqs = vec![
+            s.get(&format!("/v1/topics/{name}")).await,
+            s.read_raw(name, 0, "").await,
+            s.patch_json(&format!("/v1/topics/{name}"), &json!({"retention_ms": 1})).await,
+            s.delete(&format!("/v1/topics/{name}")).await,
+            s.produce_raw(name, json!([{"value": 1}])).await,
+        ];
+        for r in reqs {
+            assert!((400..500).contains(&r.status), "{name}: {} {}", r.status, r.text());
+            let code = r.json()["code"].as_str().unwrap_or_default().to_string();
+            assert!(code == "invalid_name" || code == "topic_not_found", "{name}: {code}");
+        }
+    }
+    let names: Vec<Value> =
+        s.get("/v1/topics").await.json()["topics"].as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
+    assert_eq!(names, vec![json!("visible")], "internal topics are not listed");
+    // Idempotency still works (its state was not deleted above).
+    let r = send(
+        s.request(reqwest::Method::POST, "/v1/topics/visible/messages")
+            .header("Idempotency-Key", "k")
+            .json(&json!({"messages": [{"value": 1}]})),
+    )
+    .await;
+    assert_eq!(r.json()["duplicate"], json!(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_and_auto_creates_of_one_topic() {
+    let s = Cairnd::start().await;
+    // Explicit creates: exactly one 201, the rest 409.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let rb = s.client().post(s.url("/v1/topics")).json(&json!({"name": "race", "partitions": 1 + i % 3}));
+        tasks.push(tokio::spawn(send(rb)));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(within(GENEROUS, t).await.unwrap().status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, vec![201, 409, 409, 409, 409, 409, 409, 409]);
+    // Auto-creates: every produce succeeds, one topic, contiguous offsets.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let rb = s.client().post(s.url("/v1/topics/auto-race/messages")).json(&json!({"messages": [{"value": i}]}));
+        tasks.push(tokio::spawn(send(rb)));
+    }
+    let mut offsets = Vec::new();
+    for t in tasks {
+        let r = within(GENEROUS, t).await.unwrap();
+        r.expect_status(200);
+        offsets.push(r.json()["offsets"][0]["offset"].as_u64().unwrap());
+    }
+    offsets.sort();
+    assert_eq!(offsets, (0..8).collect::<Vec<_>>());
+    assert_eq!(s.describe("auto-race").await["partitions"].as_array().unwrap().len(), 1);
+}
