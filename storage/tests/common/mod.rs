@@ -11,6 +11,9 @@ use std::sync::Arc;
 use cairn_storage::format::*;
 use cairn_storage::*;
 
+/// (offset, value) pairs as written or read back.
+pub type Values = Vec<(u64, Option<Vec<u8>>)>;
+
 /// A clock the test moves by hand.
 #[derive(Clone)]
 pub struct TestClock(pub Arc<AtomicI64>);
@@ -75,7 +78,7 @@ pub fn batch_of_len(total: usize, fill: u8) -> Vec<u8> {
 }
 
 /// Every (offset, value) from `from` to the end, decoding every batch.
-pub fn read_values(p: &PartitionLog, from: u64) -> Vec<(u64, Option<Vec<u8>>)> {
+pub fn read_values(p: &PartitionLog, from: u64) -> Values {
     let mut out = Vec::new();
     let mut next = from;
     loop {
