@@ -27,6 +27,21 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Grows `file` to `len` bytes with its blocks allocated (`posix_fallocate`), so that writes
+/// through a memory map of it can never meet a full disk (that would be SIGBUS): a full disk
+/// is reported here, as ENOSPC, instead. Falls back to a sparse `set_len` on file systems that
+/// cannot allocate.
+pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let off = libc::off_t::try_from(len).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: posix_fallocate takes plain integers; `file` keeps the descriptor open for the call.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, off) } {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
 /// Replaces `path` with `contents` atomically: write `path.tmp`, fsync it, rename it over
 /// `path`, fsync the directory. A crash at any step leaves either the old or the new file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
@@ -103,6 +118,16 @@ impl DirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preallocate_allocates_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join("pre")).unwrap();
+        preallocate(&f, 1 << 20).unwrap();
+        let meta = f.metadata().unwrap();
+        assert_eq!(meta.len(), 1 << 20);
+        assert!(std::os::unix::fs::MetadataExt::blocks(&meta) * 512 >= 1 << 20, "blocks are allocated");
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

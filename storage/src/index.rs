@@ -68,7 +68,7 @@ impl EntryFile {
     fn map_writable(path: &Path, file: File, entry_len: usize, capacity: usize, valid: usize) -> Result<Self> {
         let bytes = (capacity * entry_len) as u64;
         if file.metadata().map_err(|e| Error::io("stat index", path, e))?.len() < bytes {
-            file.set_len(bytes).map_err(|e| Error::io("preallocate index", path, e))?;
+            crate::fsutil::preallocate(&file, bytes).map_err(|e| Error::io("preallocate index", path, e))?;
         }
         let map = if capacity == 0 {
             None
