@@ -13,7 +13,8 @@ pub mod util;
 pub use http::{enc, read_path, send, Resp, NDJSON, RECORDS, SSE};
 pub use server::{cairnd_bin, Builder, Cairnd, StartError, READY_PREFIX};
 pub use util::{
-    b64, decode_batches, now_ms, raw_http, unb64, value_bytes, within, RawRecord, SseEvent, SseReader, GENEROUS,
+    b64, decode_batches, now_ms, raw_http, unb64, value_bytes, within, RawRecord, SseEvent, SseItem, SseReader,
+    GENEROUS,
 };
 
 pub use load::{verify_acked, Acked, Body, Load};

@@ -162,21 +162,35 @@ impl SseReader {
         }
     }
 
-    /// The next event (comments are recorded, not returned); `None` at the end of the stream
-    /// (see [`SseReader::error`] for why it ended).
+    /// The next event (comments are recorded in [`SseReader::comments`], not returned);
+    /// `None` at the end of the stream (see [`SseReader::error`] for why it ended).
     pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            match self.next_item().await? {
+                SseItem::Event(ev) => return Some(ev),
+                SseItem::Comment(_) => {}
+            }
+        }
+    }
+
+    /// The next event or comment line; `None` at the end of the stream.
+    pub async fn next_item(&mut self) -> Option<SseItem> {
         let mut ev = SseEvent::default();
         let mut has_data = false;
         loop {
             let line = self.line().await?;
             if line.is_empty() {
                 if has_data || ev.id.is_some() {
-                    return Some(ev);
+                    return Some(SseItem::Event(ev));
                 }
                 continue;
             }
             if let Some(c) = line.strip_prefix(':') {
-                self.comments.push(c.trim().to_string());
+                let c = c.trim().to_string();
+                self.comments.push(c.clone());
+                if !has_data && ev.id.is_none() && ev.event.is_none() {
+                    return Some(SseItem::Comment(c));
+                }
                 continue;
             }
             let (field, value) = match line.split_once(':') {
@@ -197,6 +211,13 @@ impl SseReader {
             }
         }
     }
+}
+
+/// An event or a comment line of an SSE stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SseItem {
+    Event(SseEvent),
+    Comment(String),
 }
 
 /// A raw HTTP/1.1 exchange over TCP, for requests a normal client cannot make (huge bodies

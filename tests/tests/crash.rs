@@ -75,3 +75,71 @@ async fn a_torn_tail_after_sigkill_is_cut_and_acknowledged_data_stays() {
     assert_eq!(next, vec![40, 41]);
     assert_eq!(s.read("torn", 0, "offset=40").await["messages"][1]["value"], json!("after-1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_interval_topics_survive_a_process_crash() {
+    // `sync: {"interval_ms": N}` replies once the write reaches the OS: a process crash
+    // (unlike a power loss) must not lose anything acknowledged.
+    let mut s = Cairnd::start().await;
+    s.create_topic("lazy", json!({"partitions": 2, "sync": {"interval_ms": 60000}})).await;
+    let mut load = Load::start(&s, "lazy", 2, &[Body::Json, Body::Records, Body::Ndjson, Body::Json]);
+    for _ in 0..2 {
+        let target = load.acked_count() + 1000;
+        load.wait_for_acked(target).await;
+        s.sigkill().await;
+        let acked = load.acked();
+        s.start_again().await;
+        load.server_restarted();
+        verify_acked(&s, "lazy", 2, &acked).await;
+    }
+    let acked = load.stop().await;
+    verify_acked(&s, "lazy", 2, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_reader_saw_before_a_crash_is_still_there_after_it() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("seen", json!({"partitions": 1})).await;
+    let mut load = Load::start(&s, "seen", 1, &[Body::Json, Body::Records, Body::Ndjson]);
+    for round in 0..2 {
+        // A follower long-polls from where it is, recording everything it is shown.
+        let client = reqwest::Client::new();
+        let base = s.base_url();
+        let start = s.end_offset("seen", 0).await;
+        let reader = tokio::spawn(async move {
+            let mut seen: Vec<(u64, Vec<u8>)> = Vec::new();
+            let mut next = start;
+            loop {
+                let url =
+                    format!("{base}{}", read_path("seen", 0, &format!("offset={next}&wait_ms=1000&encoding=base64")));
+                let Ok(resp) = client.get(url).send().await else { break };
+                if resp.status() != 200 {
+                    break;
+                }
+                let Ok(body) = resp.bytes().await else { break };
+                let body: Value = serde_json::from_slice(&body).unwrap();
+                for m in body["messages"].as_array().unwrap() {
+                    let o = m["offset"].as_u64().unwrap();
+                    assert_eq!(o, next, "a follower sees offsets in order, without holes");
+                    seen.push((o, value_bytes(m).unwrap()));
+                    next = o + 1;
+                }
+            }
+            seen
+        });
+        let target = load.acked_count() + 1000;
+        load.wait_for_acked(target).await;
+        s.sigkill().await;
+        let seen = within(GENEROUS, reader).await.unwrap();
+        assert!(!seen.is_empty(), "round {round}: the follower saw nothing");
+        s.start_again().await;
+        load.server_restarted();
+        let stored = s.read_all("seen", 0).await;
+        for (o, v) in &seen {
+            let m = stored.get(*o as usize).unwrap_or_else(|| panic!("round {round}: offset {o} was seen, then lost"));
+            assert_eq!(value_bytes(m).as_ref(), Some(v), "round {round}: offset {o} changed after the crash");
+        }
+    }
+    let acked = load.stop().await;
+    verify_acked(&s, "seen", 1, &acked).await;
+}

@@ -16,6 +16,9 @@ async fn long_poll_returns_as_soon_as_a_message_arrives() {
     let client = s.client().clone();
     let url = s.url(&read_path("lp", 0, "offset=3&wait_ms=30000"));
     let poll = tokio::spawn(async move { send(client.get(url)).await });
+    // Give the poll a head start (a round trip on another connection; not a guarantee, the
+    // assertions hold either way).
+    s.get("/v1/health").await.expect_status(200);
     // A message to another partition does not satisfy the poll.
     s.produce_n("lp", 1, 1, "elsewhere").await;
     s.produce("lp", json!([{"value": "new", "partition": 0}])).await;
@@ -156,4 +159,27 @@ async fn sse_resumes_after_last_event_id() {
 
 async fn next_message_value(s: &Cairnd, offset: u64) -> Value {
     s.read("resume", 0, &format!("offset={offset}&max_messages=1")).await["messages"][0].clone()
+}
+
+#[tokio::test]
+async fn sse_sends_keepalive_comments_while_idle() {
+    let s = Cairnd::start().await;
+    s.create_topic("quiet", json!({})).await;
+    let mut sse = open_sse(&s, "quiet", 0, "from=latest", None).await;
+    let started = Instant::now();
+    // Nothing is produced: the stream must still show signs of life within 15 s (the
+    // contract's period; the bound below adds a margin for a loaded machine).
+    within(Duration::from_secs(20), async {
+        loop {
+            match sse.next_item().await {
+                Some(SseItem::Comment(c)) if c == "keepalive" => {
+                    eprintln!("keepalive after {:?}", started.elapsed());
+                    break;
+                }
+                Some(SseItem::Comment(_)) => {}
+                other => panic!("expected a keepalive comment on an idle stream, got {other:?}"),
+            }
+        }
+    })
+    .await;
 }
