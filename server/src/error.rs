@@ -176,6 +176,23 @@ impl From<cairn_storage::Error> for ApiError {
     }
 }
 
+/// Group engine failures, mapped like the storage errors they mirror.
+impl From<crate::groups::GroupError> for ApiError {
+    fn from(e: crate::groups::GroupError) -> Self {
+        use crate::groups::GroupError as G;
+        match e {
+            G::Storage(e) => ApiError::from(e),
+            G::OffsetOutOfRange { requested, start, end } => {
+                ApiError::from(cairn_storage::Error::OffsetOutOfRange { requested, start, end })
+            }
+            G::GroupNotFound(_) => ApiError::new(ErrorCode::GroupNotFound, e.to_string()),
+            G::TopicNotFound(_) => ApiError::new(ErrorCode::TopicNotFound, e.to_string()),
+            G::PartitionNotFound { .. } => ApiError::new(ErrorCode::PartitionNotFound, e.to_string()),
+            G::BadRequest(_) => ApiError::bad_request(e.to_string()),
+        }
+    }
+}
+
 impl From<ClientBatchError> for ApiError {
     fn from(e: ClientBatchError) -> Self {
         match e {
@@ -237,6 +254,23 @@ mod tests {
         for (e, status, code) in cases {
             let (s, body) = mapped(e);
             assert_eq!((s, body["code"].as_str()), (status, Some(code)));
+        }
+    }
+
+    #[test]
+    fn group_errors() {
+        use crate::groups::GroupError as G;
+        let cases: Vec<(G, u16, &str)> = vec![
+            (G::GroupNotFound("g".into()), 404, "group_not_found"),
+            (G::TopicNotFound("t".into()), 404, "topic_not_found"),
+            (G::PartitionNotFound { topic: "t".into(), partition: 1 }, 404, "partition_not_found"),
+            (G::OffsetOutOfRange { requested: 9, start: 0, end: 1 }, 416, "offset_out_of_range"),
+            (G::BadRequest("no".into()), 400, "bad_request"),
+            (G::Storage(E::StorageFull { op: "write", path: PathBuf::from("x") }), 507, "insufficient_storage"),
+        ];
+        for (e, status, code) in cases {
+            let a = ApiError::from(e);
+            assert_eq!((a.status().as_u16(), a.code.as_str()), (status, code));
         }
     }
 

@@ -32,6 +32,17 @@ pub trait GroupOffsets: Send + Sync + 'static {
     fn render_metrics(&self, _catalog: &Catalog, _out: &mut String) {}
 }
 
+/// The group engine answers reads with `group=G` from its positions.
+impl GroupOffsets for crate::groups::GroupEngine {
+    fn committed_offset(&self, group: &str, topic: &str, partition: u32) -> ApiResult<u64> {
+        self.position(group, topic, partition).map_err(ApiError::from)
+    }
+
+    fn render_metrics(&self, _catalog: &Catalog, out: &mut String) {
+        self.write_metrics(out);
+    }
+}
+
 /// The placeholder until the group engine is wired in: no group exists.
 #[derive(Debug, Default)]
 pub struct NoGroups;
