@@ -617,3 +617,96 @@ async fn concurrent_retries_with_one_idempotency_key_append_once() {
     assert_eq!(originals, 1, "{replies:?}");
     assert!(replies.iter().all(|r| r["offsets"] == replies[0]["offsets"]), "{replies:?}");
 }
+
+#[tokio::test]
+async fn a_failed_produce_does_not_burn_its_idempotency_key() {
+    let s = Cairnd::start().await;
+    s.create_topic("retry-after-fix", json!({"partitions": 2})).await;
+    let post = |body: Value| {
+        send(
+            s.request(reqwest::Method::POST, "/v1/topics/retry-after-fix/messages")
+                .header("Idempotency-Key", "fix-me")
+                .json(&body),
+        )
+    };
+    post(json!({"messages": [{"value": 1, "partition": 7}]})).await.expect_error(404, "partition_not_found");
+    post(json!({"messages": [{"value": 1, "value_base64": "AA=="}]})).await.expect_error(400, "bad_request");
+    let ok = post(json!({"messages": [{"value": 1, "partition": 1}]})).await;
+    ok.expect_status(200);
+    assert_eq!(ok.json()["duplicate"], json!(false), "the failed attempts did not succeed, so this is no duplicate");
+    let again = post(json!({"messages": [{"value": 1, "partition": 1}]})).await;
+    assert_eq!(again.json()["duplicate"], json!(true));
+    assert_eq!(again.json()["offsets"], ok.json()["offsets"]);
+    assert_eq!(s.end_offset("retry-after-fix", 1).await, 1);
+}
+
+#[tokio::test]
+async fn idempotency_applies_to_every_body_type() {
+    let s = Cairnd::start().await;
+    s.create_topic("idem-bodies", json!({})).await;
+    let mut b = BatchBuilder::new();
+    b.push(None, Some(b"rec"), std::iter::empty());
+    let batch = b.finish(0, 0).unwrap();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("application/octet-stream", b"blob".to_vec()),
+        (NDJSON, b"{\"value\": 1}\n{\"value\": 2}\n".to_vec()),
+        (RECORDS, batch),
+    ];
+    for (i, (ct, body)) in bodies.into_iter().enumerate() {
+        let key = format!("body-{i}");
+        let post = || {
+            send(
+                s.request(reqwest::Method::POST, "/v1/topics/idem-bodies/messages")
+                    .header("content-type", ct)
+                    .header("Cairn-Partition", "0")
+                    .header("Idempotency-Key", key.as_str())
+                    .body(body.clone()),
+            )
+        };
+        let first = post().await;
+        first.expect_status(200);
+        let end = s.end_offset("idem-bodies", 0).await;
+        let second = post().await;
+        second.expect_status(200);
+        assert_eq!(second.json()["duplicate"], json!(true), "{ct}");
+        assert_eq!(second.json()["offsets"], first.json()["offsets"], "{ct}");
+        assert_eq!(s.end_offset("idem-bodies", 0).await, end, "{ct}: nothing appended");
+    }
+}
+
+#[tokio::test]
+async fn media_type_parameters_are_accepted() {
+    let s = Cairnd::start().await;
+    let r = s
+        .post_raw("/v1/topics/charset/messages", "application/json; charset=utf-8", r#"{"messages":[{"value":"é"}]}"#)
+        .await;
+    r.expect_status(200);
+    let r = s.post_raw("/v1/topics/charset/messages", "Application/JSON", r#"{"messages":[{"value":"x"}]}"#).await;
+    r.expect_status(200);
+    let r = s.post_raw("/v1/topics/charset/messages", "application/x-ndjson; charset=utf-8", "{\"value\":2}\n").await;
+    r.expect_status(200);
+    let r = s.post_raw("/v1/topics", "application/json; charset=utf-8", r#"{"name":"with-charset"}"#).await;
+    r.expect_status(201);
+    let m = s.read("charset", 0, "").await;
+    assert_eq!(m["messages"][0]["value"], json!("é"));
+    assert_eq!(m["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn zstd_topics_round_trip() {
+    let s = Cairnd::start().await;
+    s.create_topic("squeezed", json!({"compression": "zstd", "segment_bytes": 4096})).await;
+    let values: Vec<Value> = (0..60).map(|i| json!({"n": i, "pad": "abc".repeat(100)})).collect();
+    for chunk in values.chunks(20) {
+        let msgs: Vec<Value> = chunk.iter().map(|v| json!({ "value": v })).collect();
+        s.produce("squeezed", Value::Array(msgs)).await;
+    }
+    let m = s.read("squeezed", 0, "max_messages=100").await;
+    let got: Vec<Value> = m["messages"].as_array().unwrap().iter().map(|m| m["value"].clone()).collect();
+    assert_eq!(got, values);
+    let raw =
+        send(s.request(reqwest::Method::GET, &read_path("squeezed", 0, "offset=0")).header("accept", RECORDS)).await;
+    raw.expect_status(200);
+    let recs: usize = decode_batches(&raw.body).iter().map(|(_, r)| r.len()).sum();
+    assert!(recs >= 20);
+}
