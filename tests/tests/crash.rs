@@ -143,3 +143,24 @@ async fn what_a_reader_saw_before_a_crash_is_still_there_after_it() {
     let acked = load.stop().await;
     verify_acked(&s, "seen", 1, &acked).await;
 }
+
+#[tokio::test]
+async fn topic_changes_acknowledged_before_a_sigkill_are_kept() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("made", json!({"partitions": 2, "retention_ms": 1234})).await;
+    s.create_topic("grown", json!({})).await;
+    s.create_topic("gone", json!({})).await;
+    s.produce_n("gone", 0, 5, "g").await;
+    s.patch_json("/v1/topics/grown", &json!({"partitions": 4, "max_message_bytes": 5000})).await.expect_status(200);
+    s.delete("/v1/topics/gone").await.expect_status(204);
+    s.sigkill().await;
+    s.start_again().await;
+    let made = s.describe("made").await;
+    assert_eq!(made["config"]["partitions"], json!(2));
+    assert_eq!(made["config"]["retention_ms"], json!(1234));
+    let grown = s.describe("grown").await;
+    assert_eq!(grown["config"]["partitions"], json!(4));
+    assert_eq!(grown["config"]["max_message_bytes"], json!(5000));
+    assert_eq!(grown["partitions"].as_array().unwrap().len(), 4);
+    s.get("/v1/topics/gone").await.expect_error(404, "topic_not_found");
+}

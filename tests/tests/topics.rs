@@ -229,7 +229,11 @@ async fn patch_grows_partitions_and_refuses_to_shrink() {
     assert_eq!(after["config"]["partitions"], json!(3));
     assert_eq!(after["config"]["retention_ms"], json!(604800000), "a refused patch changes nothing: {after}");
     assert_eq!(after["partitions"].as_array().unwrap().len(), 3);
-    // Wrong types: 400.
+    // Bad values and wrong types: refused, nothing changes.
+    for bad in [json!({"cleanup_policy": "sometimes"}), json!({"segment_bytes": 1}), json!({"sync": "never"})] {
+        s.patch_json("/v1/topics/grow", &bad).await.expect_error_in(RULE, "bad_request");
+    }
+    assert_eq!(s.describe("grow").await, after);
     s.patch_json("/v1/topics/grow", &json!({"partitions": "many"})).await.expect_error(400, "bad_request");
     let r = send(
         s.request(reqwest::Method::PATCH, "/v1/topics/grow").header("content-type", "application/json").body("{oops"),
