@@ -38,9 +38,10 @@ use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
 pub use error::{ApiError, ErrorCode};
+use groups::GroupEngine;
 use idempotency::Idempotency;
 use shutdown::{Shutdown, ShutdownTrigger};
-use state::{GroupOffsets, HandlerSettings, NoGroups, State};
+use state::{HandlerSettings, State};
 
 /// SSE keepalive period (the contract asks for at least every 15 s).
 pub const SSE_KEEPALIVE: Duration = Duration::from_secs(10);
@@ -56,6 +57,8 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error("a startup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot load the consumer groups: {0}")]
+    Groups(#[from] groups::GroupError),
 }
 
 /// An opened store, ready to serve.
@@ -63,7 +66,7 @@ pub struct Server {
     config: ServerConfig,
     catalog: Arc<Catalog>,
     listener: TcpListener,
-    groups: Arc<dyn GroupOffsets>,
+    groups: Arc<GroupEngine>,
     idempotency: Idempotency,
 }
 
@@ -77,22 +80,17 @@ impl Server {
             ..CatalogOptions::default()
         };
         let (dir, window) = (config.data_dir.clone(), config.idempotency_window);
-        let (catalog, idempotency) = tokio::task::spawn_blocking(move || {
-            let catalog = Catalog::open(&dir, opts)?;
+        let (catalog, idempotency, groups) = tokio::task::spawn_blocking(move || {
+            let catalog = Arc::new(Catalog::open(&dir, opts)?);
             let idempotency = Idempotency::open(&catalog, window, system_clock())?;
-            Ok::<_, cairn_storage::Error>((Arc::new(catalog), idempotency))
+            let groups = GroupEngine::open(Arc::clone(&catalog), &dir)?;
+            Ok::<_, ServerError>((catalog, idempotency, groups))
         })
         .await??;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
-        Ok(Server { config, catalog, listener, groups: Arc::new(NoGroups), idempotency })
-    }
-
-    /// Plugs in the consumer group engine (reads with `group=G` ask it for offsets).
-    pub fn with_groups(mut self, groups: Arc<dyn GroupOffsets>) -> Self {
-        self.groups = groups;
-        self
+        Ok(Server { config, catalog, listener, groups, idempotency })
     }
 
     /// The bound address (useful with port 0).

@@ -92,6 +92,61 @@ pub fn operation(id: &str) -> Option<Value> {
                 "416": {"description": "`offset_out_of_range`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OffsetOutOfRange"}}}},
                 "500": error_response("`data_corrupted` (names the segment file and position)")}})
         }
+        _ => return group_operation(id),
+    })
+}
+
+fn json_body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+/// The consumer-group operations (`/v1/groups/...`).
+fn group_operation(id: &str) -> Option<Value> {
+    let bad = error_response("Malformed input (`bad_request`, `invalid_name`).");
+    let group_missing = error_response("`group_not_found`");
+    let missing = error_response("`topic_not_found` or `partition_not_found`.");
+    let range = json!({"description": "`offset_out_of_range`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OffsetOutOfRange"}}}});
+    let done = json!({"description": "Done; the change is durable."});
+    let refs = |summary: &str, body: &str| {
+        json!({"summary": summary, "requestBody": json_body(body),
+            "responses": {"204": done.clone(), "400": bad.clone(), "404": missing.clone(), "416": range.clone(),
+                "507": error_response("`insufficient_storage`")}})
+    };
+    Some(match id {
+        "putGroup" => {
+            json!({"summary": "Set a group's config (creating the group).", "requestBody": json_body("GroupConfig"),
+            "responses": {"200": json_response("The config", "GroupConfig"), "400": bad}})
+        }
+        "listGroups" => json!({"summary": "List groups.",
+            "responses": {"200": {"description": "All groups", "content": {"application/json": {"schema":
+                {"type": "object", "properties": {"groups": {"type": "array", "items": {"type": "object"}}}}}}}}}),
+        "describeGroup" => {
+            json!({"summary": "A group's config and, per topic and partition, committed offset, lag, in-flight and dead-lettered counts.",
+            "responses": {"200": json_response("The group", "GroupDescription"), "400": bad, "404": group_missing}})
+        }
+        "deleteGroup" => {
+            json!({"summary": "Delete a group.", "responses": {"204": {"description": "Deleted"}, "400": bad, "404": group_missing}})
+        }
+        "commitOffsets" => json!({"summary": "Commit offsets (next offset to process); durable before the reply.",
+            "requestBody": json_body("CommitRequest"),
+            "responses": {"200": json_response("The committed positions", "OffsetsReply"), "400": bad, "404": missing, "416": range}}),
+        "getOffsets" => json!({"summary": "The group's positions, end offsets and lag.",
+            "parameters": [query("topic", "Only this topic.", json!({"type": "string"}))],
+            "responses": {"200": json_response("Positions", "OffsetsReply"), "400": bad, "404": error_response("`group_not_found` or `topic_not_found`")}}),
+        "resetGroup" => {
+            json!({"summary": "Move the group's position (clears acks and leases above it) to replay history.",
+            "requestBody": json_body("ResetRequest"),
+            "responses": {"200": json_response("The new positions", "OffsetsReply"), "400": bad, "404": missing, "416": range}})
+        }
+        "fetch" => {
+            json!({"summary": "Lease up to max_messages messages across the topic's partitions (long-polls with wait_ms).",
+            "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchRequest"}}}},
+            "responses": {"200": json_response("Leased messages", "FetchReply"), "400": bad, "404": missing}})
+        }
+        "ack" => refs("Acknowledge: the messages are done.", "MessageRefs"),
+        "nack" => refs("Release for redelivery, optionally after delay_ms.", "MessageRefs"),
+        "extend" => refs("Extend leases by ack_timeout_ms from now.", "MessageRefs"),
+        "reject" => refs("Dead-letter now, with a reason.", "MessageRefs"),
         _ => return None,
     })
 }
@@ -141,6 +196,49 @@ fn schemas() -> Value {
             "partition": {"type": "integer"}, "offset": {"type": "integer"}, "timestamp": {"type": "integer"},
             "key": {"type": ["string", "null"]}, "value": {}, "value_base64": {"type": "string", "format": "byte"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}}}},
+        "GroupConfig": {"type": "object", "additionalProperties": false, "properties": {
+            "start": {"type": "string", "enum": ["earliest", "latest"], "default": "earliest"},
+            "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000, "default": 30000},
+            "max_deliveries": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "default": 5},
+            "dead_letter_topic": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,249}$", "default": null},
+            "ordered": {"type": "boolean", "default": false}}},
+        "GroupDescription": {"type": "object", "properties": {
+            "name": {"type": "string"}, "config": {"$ref": "#/components/schemas/GroupConfig"},
+            "topics": {"type": "array", "items": {"type": "object"}},
+            "partitions": {"type": "array", "items": {"type": "object", "properties": {
+                "topic": {"type": "string"}, "partition": {"type": "integer"}, "committed": {"type": "integer"},
+                "end_offset": {"type": "integer"}, "lag": {"type": "integer"}, "in_flight": {"type": "integer"},
+                "dead_lettered": {"type": "integer"}, "redeliveries": {"type": "integer"}}}}}},
+        "CommitRequest": {"type": "object", "required": ["topic", "offsets"], "additionalProperties": false, "properties": {
+            "topic": {"type": "string"},
+            "offsets": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["partition", "offset"],
+                "additionalProperties": false,
+                "properties": {"partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0}}}}}},
+        "OffsetsReply": {"type": "object", "properties": {"offsets": {"type": "array", "items": {"type": "object", "properties": {
+            "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
+            "end_offset": {"type": "integer"}, "lag": {"type": "integer"}}}}}},
+        "ResetRequest": {"type": "object", "required": ["topic", "to"], "additionalProperties": false, "properties": {
+            "topic": {"type": "string"},
+            "to": {"oneOf": [{"type": "string", "enum": ["earliest", "latest"]},
+                {"type": "object", "required": ["offset"], "properties": {"offset": {"type": "integer", "minimum": 0}}},
+                {"type": "object", "required": ["timestamp"], "properties": {"timestamp": {"type": "integer"}}}]},
+            "partitions": {"type": "array", "items": {"type": "integer", "minimum": 0}}}},
+        "FetchRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "max_messages": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 10},
+            "wait_ms": {"type": "integer", "minimum": 0, "maximum": 30000, "default": 0},
+            "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000},
+            "consumer": {"type": "string"},
+            "encoding": {"type": "string", "enum": ["json", "base64"], "default": "json"}}},
+        "FetchReply": {"type": "object", "properties": {"messages": {"type": "array", "items": {"allOf": [
+            {"$ref": "#/components/schemas/Message"},
+            {"type": "object", "properties": {"delivery": {"type": "integer", "minimum": 1}}}]}}}},
+        "MessageRefs": {"type": "object", "required": ["messages"], "additionalProperties": false, "properties": {
+            "messages": {"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["partition", "offset"],
+                "additionalProperties": false, "properties": {
+                "partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0},
+                "delay_ms": {"type": "integer", "minimum": 0, "maximum": 43200000}}}},
+            "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000},
+            "reason": {"type": "string"}}},
         "ReadReply": {"type": "object", "properties": {
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
             "next_offset": {"type": "integer"}, "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}}}
@@ -201,7 +299,7 @@ mod tests {
     use crate::idempotency::Idempotency;
     use crate::routes;
     use crate::shutdown::Shutdown;
-    use crate::state::{HandlerSettings, NoGroups, State};
+    use crate::state::{HandlerSettings, State};
 
     #[test]
     fn every_route_is_documented_and_nothing_else() {
@@ -242,7 +340,8 @@ mod tests {
         let settings =
             HandlerSettings { auto_create_topics: true, body_bytes_max: 1 << 20, keepalive: Duration::from_secs(10) };
         let idem = Idempotency::in_memory(Duration::from_secs(60), cairn_storage::system_clock());
-        let state = State::new(Arc::clone(&catalog), settings, idem, Arc::new(NoGroups), shutdown);
+        let groups = crate::groups::GroupEngine::open(Arc::clone(&catalog), dir.path()).unwrap();
+        let state = State::new(Arc::clone(&catalog), settings, idem, groups, shutdown);
         let app = routes::router(state);
         let doc = document(&routes::table());
         for (path, item) in doc["paths"].as_object().unwrap() {

@@ -2,11 +2,8 @@
 //! notification registry, metrics, the idempotency window, and the hook through which reads
 //! find a consumer group's committed offset.
 //!
-//! Consumer groups live in `crate::groups` (a separate engine). Reads only need one thing
-//! from it — "where is group G in (topic, partition)?" — which is the [`GroupOffsets`] trait.
-//! Until the engine is wired in, [`NoGroups`] answers `404 group_not_found` for every group.
-//! The engine plugs in by implementing the trait and passing it to [`State::new`] (and may add
-//! its own fields here and routes in `crate::routes`).
+//! Consumer groups live in `crate::groups` ([`GroupEngine`]); reads with `group=G` ask it for
+//! the group's position and the `/v1/groups` routes drive it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,44 +11,13 @@ use std::time::Duration;
 use cairn_storage::{Catalog, Topic, TopicConfig};
 
 use crate::ends::EndWatchers;
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::{ApiError, ApiResult};
+use crate::groups::GroupEngine;
 use crate::idempotency::Idempotency;
 use crate::metrics::Metrics;
 use crate::names;
 use crate::partitioner::RoundRobin;
 use crate::shutdown::Shutdown;
-
-/// Where consumer groups stand. Implemented by the group engine.
-pub trait GroupOffsets: Send + Sync + 'static {
-    /// The offset `group` reads next in `topic`'s `partition`: its committed offset, or where
-    /// the group's `start` setting puts a partition it has not committed in yet.
-    /// `404 group_not_found` if the group does not exist.
-    fn committed_offset(&self, group: &str, topic: &str, partition: u32) -> ApiResult<u64>;
-
-    /// Appends the group metrics (for example per-group lag) to a `/metrics` scrape.
-    fn render_metrics(&self, _catalog: &Catalog, _out: &mut String) {}
-}
-
-/// The group engine answers reads with `group=G` from its positions.
-impl GroupOffsets for crate::groups::GroupEngine {
-    fn committed_offset(&self, group: &str, topic: &str, partition: u32) -> ApiResult<u64> {
-        self.position(group, topic, partition).map_err(ApiError::from)
-    }
-
-    fn render_metrics(&self, _catalog: &Catalog, out: &mut String) {
-        self.write_metrics(out);
-    }
-}
-
-/// The placeholder until the group engine is wired in: no group exists.
-#[derive(Debug, Default)]
-pub struct NoGroups;
-
-impl GroupOffsets for NoGroups {
-    fn committed_offset(&self, group: &str, _topic: &str, _partition: u32) -> ApiResult<u64> {
-        Err(ApiError::new(ErrorCode::GroupNotFound, format!("group {group} not found")))
-    }
-}
 
 /// Settings the handlers need.
 #[derive(Debug, Clone)]
@@ -69,7 +35,7 @@ pub struct State {
     pub ends: EndWatchers,
     pub metrics: Metrics,
     pub idempotency: Idempotency,
-    pub groups: Arc<dyn GroupOffsets>,
+    pub groups: Arc<GroupEngine>,
     pub round_robin: RoundRobin,
     pub shutdown: Shutdown,
 }
@@ -82,7 +48,7 @@ impl State {
         catalog: Arc<Catalog>,
         settings: HandlerSettings,
         idempotency: Idempotency,
-        groups: Arc<dyn GroupOffsets>,
+        groups: Arc<GroupEngine>,
         shutdown: Shutdown,
     ) -> AppState {
         Arc::new(State {

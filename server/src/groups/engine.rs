@@ -36,6 +36,13 @@ impl GroupEntry {
     }
 }
 
+/// The signal for new messages in one topic: (identity of the topic object, partitions with
+/// a listener registered, the signal).
+type TopicWaker = (usize, u32, Arc<Notify>);
+
+/// One family of per-partition group metrics: name, type, help, value.
+type MetricFamily = (&'static str, &'static str, &'static str, fn(&PartitionView) -> u64);
+
 /// Where a reset moves a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetTo {
@@ -53,8 +60,8 @@ pub struct GroupEngine {
     pub(crate) groups: RwLock<HashMap<String, Arc<GroupEntry>>>,
     records_since_snapshot: AtomicU64,
     snapshotting: Arc<AtomicBool>,
-    /// Per topic: (identity of the topic object, partitions with a listener, signal).
-    topic_wakers: Mutex<HashMap<String, (usize, u32, Arc<Notify>)>>,
+    /// Per topic: who to wake when it gets new messages.
+    topic_wakers: Mutex<HashMap<String, TopicWaker>>,
     pub(crate) in_flight_max: u64,
     pub(crate) rotate: AtomicUsize,
     /// Self, for the snapshot thread.
@@ -500,7 +507,7 @@ impl GroupEngine {
                 rows.extend(v.partitions.into_iter().map(|p| (s.name.clone(), p)));
             }
         }
-        let families: [(&str, &str, &str, fn(&PartitionView) -> u64); 5] = [
+        let families: [MetricFamily; 5] = [
             ("cairn_group_committed_offset", "gauge", "Committed offset per group and partition.", |p| p.committed),
             ("cairn_group_lag", "gauge", "End offset minus committed offset.", |p| p.lag),
             ("cairn_group_in_flight", "gauge", "Messages leased and not yet done.", |p| p.in_flight as u64),

@@ -34,7 +34,7 @@ pub async fn start_offset(state: &State, log: &PartitionLog, start: &Start, resu
             let (log, ts) = (log.clone(), *ts);
             blocking(move || log.offset_for_timestamp(ts).map_err(ApiError::from)).await?
         }
-        (None, Start::Group(g)) => state.groups.committed_offset(g, log.topic(), log.partition())?,
+        (None, Start::Group(g)) => state.groups.position(g, log.topic(), log.partition())?,
     };
     let (start, end) = (log.start_offset(), log.end_offset());
     if offset < start || offset > end {

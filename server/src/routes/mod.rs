@@ -7,6 +7,7 @@
 //! `405 method_not_allowed`, both as JSON. A middleware counts every request by route and
 //! status for `/metrics`.
 
+pub mod groups;
 pub mod produce;
 pub mod read;
 pub mod service;
@@ -58,6 +59,18 @@ pub fn table() -> Vec<RouteSpec> {
         RouteSpec::new(M::DELETE, "/v1/topics/{topic}", "deleteTopic", topics::delete),
         RouteSpec::new(M::POST, "/v1/topics/{topic}/messages", "produce", produce::produce),
         RouteSpec::new(M::GET, "/v1/topics/{topic}/partitions/{p}/messages", "readMessages", read::read),
+        RouteSpec::new(M::GET, "/v1/groups", "listGroups", groups::list),
+        RouteSpec::new(M::PUT, "/v1/groups/{group}", "putGroup", groups::put_config),
+        RouteSpec::new(M::GET, "/v1/groups/{group}", "describeGroup", groups::describe),
+        RouteSpec::new(M::DELETE, "/v1/groups/{group}", "deleteGroup", groups::delete),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/offsets", "commitOffsets", groups::commit),
+        RouteSpec::new(M::GET, "/v1/groups/{group}/offsets", "getOffsets", groups::offsets),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/reset", "resetGroup", groups::reset),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/topics/{topic}/fetch", "fetch", groups::fetch),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/topics/{topic}/ack", "ack", groups::ack),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/topics/{topic}/nack", "nack", groups::nack),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/topics/{topic}/extend", "extend", groups::extend),
+        RouteSpec::new(M::POST, "/v1/groups/{group}/topics/{topic}/reject", "reject", groups::reject),
     ]
 }
 

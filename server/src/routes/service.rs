@@ -19,7 +19,7 @@ pub async fn health() -> Json<Value> {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render(&state.catalog);
-    state.groups.render_metrics(&state.catalog, &mut text);
+    state.groups.write_metrics(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
