@@ -63,7 +63,7 @@ async fn json_values_are_stored_as_compact_text_and_bytes_as_given() {
                 {"value_base64": b64(br#"{"parsed":true}"#)},
                 {"key": "gone"},
                 {"value": 42},
-                {"value": ""},
+                {"value": "", "key": ""},
             ]),
         )
         .await;
@@ -87,6 +87,23 @@ async fn json_values_are_stored_as_compact_text_and_bytes_as_given() {
     assert_eq!(m[2]["value"], json!({"parsed": true}));
     assert!(m[3].get("value").is_some_and(|v| v.is_null()), "a tombstone has value null: {}", m[3]);
     assert_eq!(m[3]["key"], json!("gone"));
+    assert_eq!(m[5]["key"], json!(""), "an empty key is a key, not null");
+}
+
+#[tokio::test]
+async fn a_large_ndjson_upload() {
+    let s = Cairnd::start().await;
+    s.create_topic("bulk", json!({})).await;
+    let n = 20_000;
+    let body: String = (0..n).map(|i| format!("{{\"key\":\"k{}\",\"value\":{{\"i\":{i}}}}}\n", i % 97)).collect();
+    let r = s.post_raw("/v1/topics/bulk/messages", NDJSON, body).await;
+    r.expect_status(200);
+    let offs = offsets_of(r.json()["offsets"].as_array().unwrap());
+    assert_eq!(offs, (0..n as u64).collect::<Vec<_>>());
+    let all = s.read_all("bulk", 0).await;
+    assert_eq!(all.len(), n);
+    assert_eq!(value_bytes(&all[12345]).unwrap(), br#"{"i":12345}"#.to_vec());
+    assert_eq!(all[12345]["key"], json!(format!("k{}", 12345 % 97)));
 }
 
 #[tokio::test]

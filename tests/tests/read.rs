@@ -271,6 +271,15 @@ async fn raw_records_replay() {
     assert_eq!(batches.len(), 1, "max_bytes=1 gives exactly one whole batch");
     assert_eq!(batches[0].1.len(), 10);
     assert_eq!(r.header_u64("Cairn-Next-Offset"), 10);
+    // From the middle of a batch: the stored batch that holds the offset, whole.
+    let r =
+        send(s.request(reqwest::Method::GET, &read_path("raw", 0, "offset=25&max_bytes=1")).header("accept", RECORDS))
+            .await;
+    r.expect_status(200);
+    let batches = decode_batches(&r.body);
+    assert_eq!(batches.len(), 1);
+    assert_eq!((batches[0].0.base_offset, batches[0].0.last_offset()), (20, 29));
+    assert_eq!(r.header_u64("Cairn-Next-Offset"), 30);
     // At the end: empty.
     let r = send(s.request(reqwest::Method::GET, &read_path("raw", 0, "offset=200")).header("accept", RECORDS)).await;
     r.expect_status(200);
