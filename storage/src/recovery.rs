@@ -208,6 +208,15 @@ fn last_index_position(path: &Path) -> Option<u64> {
         file.read_exact_at(&mut b, i * INDEX_ENTRY_LEN as u64).ok()?;
         Some(b)
     };
+    // A sealed segment's index is trimmed to its entries: its last entry is the file's last.
+    // Only a preallocated (active) index needs the search, so a cold open costs one read
+    // per sealed index rather than a binary search's worth.
+    if n > 0 {
+        let b = entry(n - 1)?;
+        if b.iter().any(|&x| x != 0) {
+            return Some(u64::from(u32::from_le_bytes([b[4], b[5], b[6], b[7]])));
+        }
+    }
     let (mut lo, mut hi) = (0u64, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
