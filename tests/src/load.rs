@@ -21,6 +21,17 @@ pub struct Acked {
     pub offset: u64,
     /// The stored value bytes (compact JSON text for JSON bodies, raw bytes for records).
     pub value: Vec<u8>,
+    /// The key, if the message had one (checked: `key` must be this or null).
+    pub key: Option<String>,
+    /// The headers, if they are to be checked.
+    pub headers: Option<Value>,
+}
+
+impl Acked {
+    /// A message with a value only (no key; headers not checked).
+    pub fn value_only(partition: u64, offset: u64, value: impl Into<Vec<u8>>) -> Acked {
+        Acked { producer: 0, partition, offset, value: value.into(), key: None, headers: None }
+    }
 }
 
 /// How a producer sends its messages.
@@ -128,13 +139,19 @@ impl Producer {
         while !self.stop.load(Ordering::SeqCst) {
             let n = 1 + (seq % 9);
             let payloads: Vec<Vec<u8>> = (seq..seq + n).map(|s| self.payload(s)).collect();
+            let keys: Vec<String> = (seq..seq + n).map(|s| format!("p{}-k{}", self.id, s % 5)).collect();
+            let headers: Vec<Value> =
+                (seq..seq + n).map(|s| json!({"producer": self.id.to_string(), "seq": s.to_string()})).collect();
             let generation = *self.generation.borrow_and_update();
             let rb = client.post(&self.url);
             let (rb, stored): (_, Vec<Vec<u8>>) = match self.body {
                 Body::Json | Body::Ndjson => {
                     let msgs: Vec<Value> = payloads
                         .iter()
-                        .map(|v| json!({"value": String::from_utf8(v.clone()).unwrap(), "partition": self.partition}))
+                        .zip(keys.iter().zip(&headers))
+                        .map(|(v, (k, h))| {
+                            json!({"value": String::from_utf8(v.clone()).unwrap(), "partition": self.partition, "key": k, "headers": h})
+                        })
                         .collect();
                     let stored = payloads
                         .iter()
@@ -150,8 +167,14 @@ impl Producer {
                 }
                 Body::Records => {
                     let mut b = BatchBuilder::new();
-                    for v in &payloads {
-                        b.push(None, Some(v), std::iter::empty());
+                    for ((v, k), h) in payloads.iter().zip(&keys).zip(&headers) {
+                        let hs: Vec<(&str, &[u8])> = h
+                            .as_object()
+                            .unwrap()
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_str().unwrap().as_bytes()))
+                            .collect();
+                        b.push(Some(k.as_bytes()), Some(v), hs);
                     }
                     let rb = rb
                         .header("content-type", "application/vnd.cairn.records")
@@ -181,13 +204,15 @@ impl Producer {
                     let offsets = reply["offsets"].as_array().unwrap();
                     assert_eq!(offsets.len(), stored.len(), "one offset per message: {reply}");
                     let mut acked = self.acked.lock().unwrap();
-                    for (o, value) in offsets.iter().zip(stored) {
+                    for (((o, value), key), h) in offsets.iter().zip(stored).zip(&keys).zip(&headers) {
                         assert_eq!(o["partition"], json!(self.partition), "{reply}");
                         acked.push(Acked {
                             producer: self.id,
                             partition: self.partition,
                             offset: o["offset"].as_u64().unwrap(),
                             value,
+                            key: Some(key.clone()),
+                            headers: Some(h.clone()),
                         });
                     }
                     drop(acked);
@@ -217,9 +242,13 @@ pub async fn verify_acked(server: &Cairnd, topic: &str, partitions: u64, acked: 
     for p in 0..partitions {
         let stored = server.read_all(topic, p as u32).await;
         let end = stored.len() as u64;
+        let mut last_ts = i64::MIN;
         for (i, m) in stored.iter().enumerate() {
             assert_eq!(m["offset"], json!(i), "partition {p}: offsets 0..{end} must each appear once, in order");
             assert_eq!(m["partition"], json!(p));
+            let ts = m["timestamp"].as_i64().unwrap_or_else(|| panic!("no timestamp: {m}"));
+            assert!(ts >= last_ts, "partition {p}: timestamp at {i} ({ts}) before the previous one ({last_ts})");
+            last_ts = ts;
         }
         let mut last_by_producer: BTreeMap<usize, u64> = BTreeMap::new();
         for a in acked.iter().filter(|a| a.partition == p) {
@@ -235,6 +264,16 @@ pub async fn verify_acked(server: &Cairnd, topic: &str, partitions: u64, acked: 
                 "partition {p} offset {}: stored value differs from the acknowledged one",
                 a.offset
             );
+            let m = &stored[a.offset as usize];
+            assert_eq!(
+                m["key"],
+                a.key.as_ref().map_or(Value::Null, |k| json!(k)),
+                "partition {p} offset {}: key",
+                a.offset
+            );
+            if let Some(h) = &a.headers {
+                assert_eq!(&m["headers"], h, "partition {p} offset {}: headers", a.offset);
+            }
             if let Some(prev) = last_by_producer.insert(a.producer, a.offset) {
                 assert!(prev < a.offset, "producer {}: offset {} acknowledged after {prev}", a.producer, a.offset);
             }

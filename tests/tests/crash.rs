@@ -65,9 +65,7 @@ async fn a_torn_tail_after_sigkill_is_cut_and_acknowledged_data_stays() {
     drop(f);
     assert!(std::fs::metadata(active).unwrap().len() > len);
     s.start_again().await;
-    let acked: Vec<Acked> = (0..40)
-        .map(|i| Acked { producer: 0, partition: 0, offset: i, value: format!("\"t-{i}\"").into_bytes() })
-        .collect();
+    let acked: Vec<Acked> = (0..40).map(|i| Acked::value_only(0, i, format!("\"t-{i}\""))).collect();
     let ends = verify_acked(&s, "torn", 1, &acked).await;
     assert_eq!(ends, vec![40], "the torn tail is not a message");
     // Appends go on at the next offset.

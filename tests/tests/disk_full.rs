@@ -54,12 +54,7 @@ async fn a_full_disk_is_507_loses_nothing_and_recovers_when_space_returns() {
         let r = s.produce_raw("full", json!([{ "value": format!("{i}-{value}") }])).await;
         if r.status == 200 {
             let o = r.json()["offsets"][0]["offset"].as_u64().unwrap();
-            acked.push(Acked {
-                producer: 0,
-                partition: 0,
-                offset: o,
-                value: serde_json::to_vec(&json!(format!("{i}-{value}"))).unwrap(),
-            });
+            acked.push(Acked::value_only(0, o, serde_json::to_vec(&json!(format!("{i}-{value}"))).unwrap()));
         } else {
             refused = Some(r);
             break;
@@ -80,7 +75,7 @@ async fn a_full_disk_is_507_loses_nothing_and_recovers_when_space_returns() {
     std::fs::remove_file(&ballast).unwrap();
     let offs = s.produce("full", json!([{ "value": "after" }])).await;
     assert_eq!(offs[0]["offset"], json!(end));
-    acked.push(Acked { producer: 0, partition: 0, offset: end, value: b"\"after\"".to_vec() });
+    acked.push(Acked::value_only(0, end, b"\"after\"".to_vec()));
     // And it all survives a restart.
     s.restart().await;
     verify_acked(&s, "full", 1, &acked).await;
