@@ -160,3 +160,35 @@ async fn settings_come_from_flags_over_env_over_config_file() {
     let e = Cairnd::builder().arg("--config").arg(&file).try_start().await.err().expect("bad config file accepted");
     assert!(e.status.is_some_and(|s| !s.success()), "{e}");
 }
+
+#[tokio::test]
+async fn openapi_document_describes_the_group_paths() {
+    let s = Cairnd::start().await;
+    let doc = s.get("/v1/openapi.json").await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    let expect: &[(&str, &[&str])] = &[
+        ("/v1/groups", &["get"]),
+        ("/v1/groups/{group}", &["get", "put", "delete"]),
+        ("/v1/groups/{group}/offsets", &["get", "post"]),
+        ("/v1/groups/{group}/reset", &["post"]),
+        ("/v1/groups/{group}/topics/{topic}/fetch", &["post"]),
+        ("/v1/groups/{group}/topics/{topic}/ack", &["post"]),
+        ("/v1/groups/{group}/topics/{topic}/nack", &["post"]),
+        ("/v1/groups/{group}/topics/{topic}/extend", &["post"]),
+        ("/v1/groups/{group}/topics/{topic}/reject", &["post"]),
+    ];
+    for (path, methods) in expect {
+        let item = paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("path {path} missing from openapi; has {:?}", paths.keys().collect::<Vec<_>>()));
+        for m in *methods {
+            assert!(item.get(*m).is_some(), "{path} has no {m} operation: {item}");
+        }
+    }
+    // Path parameters are named as in the contract.
+    for path in paths.keys() {
+        for param in path.split('/').filter(|seg| seg.starts_with('{')) {
+            assert!(["{topic}", "{p}", "{group}"].contains(&param), "{path}: parameter {param}");
+        }
+    }
+}
