@@ -420,12 +420,22 @@ pub struct RecordIter<'a> {
 }
 
 impl<'a> RecordIter<'a> {
+    #[inline]
     fn varint(&mut self, end: usize) -> Result<u64, BatchError> {
+        // Fast path: most varints in a record (deltas, short lengths) are one byte.
+        if self.pos < end {
+            let b = self.buf[self.pos];
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let (v, used) = varint::get(&self.buf[self.pos..end]).ok_or(BatchError::BadRecords("bad varint"))?;
         self.pos += used;
         Ok(v)
     }
 
+    #[inline]
     fn bytes(&mut self, len: u64, end: usize) -> Result<&'a [u8], BatchError> {
         let len = usize::try_from(len).map_err(|_| BatchError::BadRecords("length overflows"))?;
         if len > end - self.pos {
@@ -437,6 +447,7 @@ impl<'a> RecordIter<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn nullable(&mut self, end: usize) -> Result<Option<&'a [u8]>, BatchError> {
         match self.varint(end)? {
             0 => Ok(None),
