@@ -268,6 +268,7 @@ impl GroupConsumer {
             "max_messages": max_messages,
             "wait_ms": millis(wait),
             "ack_timeout_ms": millis(self.config.ack_timeout),
+            "encoding": "base64",
         });
         if let Some(name) = &self.config.consumer {
             body["consumer"] = json!(name);

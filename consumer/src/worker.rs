@@ -174,6 +174,16 @@ impl GroupConsumer {
     }
 }
 
+/// A handler task that is cancelled when its owner is dropped (the worker loop was dropped
+/// or aborted: the message is then neither acked nor nacked, and its lease expires).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One message being handled; holds a concurrency slot until dropped.
 struct Job {
     consumer: GroupConsumer,
@@ -193,10 +203,10 @@ impl Job {
         let half = (lease / 2).max(Duration::from_millis(1));
         let mut ticks = interval_at(Instant::now() + half, half);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut run = tokio::spawn(handler(d));
+        let mut run = AbortOnDrop(tokio::spawn(handler(d)));
         let outcome = loop {
             tokio::select! {
-                r = &mut run => break match r {
+                r = &mut run.0 => break match r {
                     Ok(r) => Outcome::Done(r),
                     Err(e) => Outcome::Panicked(e.to_string()),
                 },
@@ -205,7 +215,7 @@ impl Job {
                     self.counters.count(&self.counters.extended, r, "extend");
                 }
                 () = self.hard_stop.cancelled() => {
-                    run.abort();
+                    run.0.abort();
                     break Outcome::Cancelled;
                 }
             }

@@ -1,0 +1,566 @@
+"""The ``cairn://`` kombu transport, built on kombu's virtual transport.
+
+Mapping (see ``docs/CELERY.md`` for the full table):
+
+* queue ``Q``  -> topic ``Q`` (created on declare) and one consumer group ``kombu.Q`` shared by
+  every consumer of ``Q``, so consumers compete and each message is leased to one of them;
+* publish      -> one produce of kombu's whole message (body, headers, properties) as the JSON
+  text kombu builds, stored as raw bytes and handed back unchanged;
+* ack / reject(requeue) / reject -> ``ack`` / ``nack`` / ``reject`` (dead-letter), batched;
+* ``visibility_timeout`` -> the lease (``ack_timeout_ms``), extended while this process holds
+  the message;
+* fan-out exchange ``E`` -> topic ``kombu.fanout.E`` (bounded retention); each bound queue reads
+  it through its own group that starts at ``latest``.
+
+Consuming: each consumed queue gets a fetcher thread that long-polls the server
+(``wait_ms``), asking for as many messages as the channel's prefetch window has room for, and
+puts what it gets into one in-process inbox. ``Transport.drain_events`` blocks on that inbox, so
+a message is handed to kombu the moment the server answers: no polling interval, no sleeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import queue as stdqueue
+import socket
+import threading
+import uuid
+from typing import Any
+
+from kombu.transport import virtual
+from kombu.utils.objects import cached_property
+
+from . import names
+from .bindings import BindingRegistry
+from .client import CairnClient, CairnConnectionError, CairnError
+from .leases import Lease, LeaseBook
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 7420
+#: The server's longest lease (``ACK_TIMEOUT_MS_MAX``: 12 hours).
+ACK_TIMEOUT_MS_MAX = 12 * 3600 * 1000
+#: Messages delivered to the consuming thread per ``drain_events`` call at most.
+DRAIN_BATCH_MAX = 256
+
+
+class Options:
+    """Transport options (``broker_transport_options`` in Celery), with their defaults."""
+
+    def __init__(self, topts: dict[str, Any]):
+        #: seconds a fetched message stays leased without being extended (kombu's SQS/Redis name)
+        self.visibility_timeout: float = float(topts.get("visibility_timeout", 3600))
+        #: long-poll of one fetch, seconds (at most 30)
+        self.wait_time_seconds: float = min(float(topts.get("wait_time_seconds", 10)), 30.0)
+        #: most messages one fetch asks for when the prefetch window is unlimited
+        self.fetch_max: int = int(topts.get("fetch_max", 100))
+        #: prefix of the consumer group of each queue
+        self.group_prefix: str = topts.get("group_prefix", "kombu.")
+        #: prefix of the topic of each fan-out exchange
+        self.fanout_prefix: str = topts.get("fanout_prefix", "kombu.fanout.")
+        #: retention of fan-out topics, seconds
+        self.fanout_retention_seconds: float = float(topts.get("fanout_retention_seconds", 3600))
+        #: deliveries without an ack before the server dead-letters a message (0 = unlimited)
+        self.max_deliveries: int = int(topts.get("max_deliveries", 0))
+        #: dead-letter topic of every queue (None: the server's default, ``<topic>.dlq``)
+        self.dead_letter_topic: str | None = topts.get("dead_letter_topic")
+        #: bearer token (also accepted as the URL's password)
+        self.token: str | None = topts.get("token")
+        #: TLS options passed to urllib3 (``ca_certs``, ``cert_reqs``, ``cert_file``, ...)
+        self.ssl: dict[str, Any] = dict(topts.get("ssl", {}) or {})
+        #: seconds to wait for a reply to a non-polling request
+        self.read_timeout: float = float(topts.get("read_timeout", 30))
+
+    @property
+    def ack_timeout_ms(self) -> int:
+        return max(1, min(int(self.visibility_timeout * 1000), ACK_TIMEOUT_MS_MAX))
+
+
+def encode_message(message: dict) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+
+
+def decode_message(m: dict) -> dict:
+    """kombu's message dict from a fetched Cairn message.
+
+    A value that is not a kombu message (produced by another Cairn client) is wrapped as the
+    body of one, so kombu consumers can read any topic.
+    """
+    raw = base64.b64decode(m["value_base64"]) if m.get("value_base64") is not None else b""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "body" in payload and isinstance(payload.get("properties"), dict):
+        return payload
+    return {
+        "body": base64.b64encode(raw).decode("ascii"),
+        "content-encoding": "binary",
+        "content-type": "application/json" if payload is not None else "application/data",
+        "headers": dict(m.get("headers") or {}),
+        "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "", "routing_key": ""}},
+    }
+
+
+class QoS(virtual.QoS):
+    """kombu's QoS bookkeeping, settling leases on the server instead of re-publishing."""
+
+    def ack(self, delivery_tag):
+        self.channel._settle(delivery_tag, "ack")
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        self.channel._settle(delivery_tag, "nack" if requeue else "reject")
+        self._quick_ack(delivery_tag)
+
+    def restore_unacked(self):
+        """Releases (nacks) every unacked message: other consumers get them at once."""
+        self._flush()
+        for tag in list(self._delivered):
+            self.channel._settle(tag, "nack")
+        self._delivered.clear()
+        return []
+
+    def restore_visible(self, *args, **kwargs):
+        """Nothing to do: the server redelivers expired leases itself."""
+
+
+class Fetcher(threading.Thread):
+    """Long-polls one (group, topic) for one consumed queue of one channel."""
+
+    def __init__(self, channel: "Channel", queue: str, group: str, topic: str, no_ack: bool):
+        super().__init__(name=f"cairn-fetch-{queue}", daemon=True)
+        self.channel, self.queue, self.group, self.topic, self.no_ack = channel, queue, group, topic, no_ack
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.channel._wake()
+
+    def run(self) -> None:
+        ch, transport = self.channel, self.channel.connection
+        opts, backoff = transport.options, 0.2
+        while not self.stopped.is_set():
+            n = ch._reserve(opts.fetch_max, self.stopped)
+            if not n:
+                continue
+            try:
+                got = transport.api.fetch(
+                    self.group, self.topic, n, int(opts.wait_time_seconds * 1000),
+                    opts.ack_timeout_ms, transport.consumer_id,
+                )
+                backoff = 0.2
+            except (CairnConnectionError, CairnError) as exc:
+                ch._unreserve(n)
+                if isinstance(exc, CairnError) and exc.code == "topic_not_found":
+                    self._recreate()
+                else:
+                    logger.warning("cairn: fetch from %s failed (retrying in %.1fs): %s", self.topic, backoff, exc)
+                self.stopped.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except Exception:  # never let the thread die silently
+                ch._unreserve(n)
+                logger.exception("cairn: fetch from %s failed", self.topic)
+                self.stopped.wait(backoff)
+                continue
+            for m in got:
+                ch._accept(self.queue, self.group, self.topic, m, no_ack=self.no_ack,
+                           to_inbox=not self.stopped.is_set())
+            ch._unreserve(n)
+
+    def _recreate(self) -> None:
+        try:
+            self.channel._ensure_queue(self.queue, force=True)
+        except (CairnConnectionError, CairnError) as exc:
+            logger.warning("cairn: cannot recreate queue %s: %s", self.queue, exc)
+
+
+class Channel(virtual.Channel):
+    """A kombu channel on Cairn. Thread-safe for publishing and settling."""
+
+    QoS = QoS
+    supports_fanout = True
+    do_restore = True
+
+    def __init__(self, connection, **kwargs):
+        super().__init__(connection, **kwargs)
+        self._room = threading.Condition()
+        self._outstanding = 0  # held leases of this channel + messages asked for in open fetches
+        self._fetchers: dict[str, Fetcher] = {}
+        self._pid = os.getpid()
+
+    # -- names -------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> CairnClient:
+        return self.connection.api
+
+    @property
+    def options(self) -> Options:
+        return self.connection.options
+
+    def _group(self, queue: str) -> str:
+        return names.prefixed(self.options.group_prefix, queue)
+
+    def _fanout_topic(self, exchange: str) -> str:
+        return names.prefixed(self.options.fanout_prefix, exchange)
+
+    def _source(self, queue: str) -> tuple[str, str]:
+        """(group, topic) a queue is read from: its own topic, or its fan-out exchange's."""
+        exchange = self.connection.fanout_of.get(queue)
+        topic = self._fanout_topic(exchange) if exchange else names.cairn_name(queue)
+        return self._group(queue), topic
+
+    # -- declarations ------------------------------------------------------------------------
+
+    def _group_config(self, start: str) -> dict[str, Any]:
+        cfg = {"start": start, "ack_timeout_ms": self.options.ack_timeout_ms,
+               "max_deliveries": self.options.max_deliveries}
+        if self.options.dead_letter_topic:
+            cfg["dead_letter_topic"] = names.cairn_name(self.options.dead_letter_topic)
+        return cfg
+
+    def _ensure_queue(self, queue: str, force: bool = False, **kwargs) -> None:
+        declared = self.connection.declared
+        if queue in declared and not force:
+            return
+        exchange = self.connection.fanout_of.get(queue)
+        if exchange:
+            self._ensure_fanout_topic(exchange, force=force)
+        else:
+            config: dict[str, Any] = {}
+            args = kwargs.get("arguments") or {}
+            ttl_ms = args.get("x-message-ttl") or args.get("x-expires")
+            if ttl_ms:
+                config["retention_ms"] = int(ttl_ms)
+            self.api.create_topic(names.cairn_name(queue), **config)
+            self.api.configure_group(self._group(queue), **self._group_config("earliest"))
+        declared.add(queue)
+
+    def _ensure_fanout_topic(self, exchange: str, force: bool = False) -> str:
+        topic = self._fanout_topic(exchange)
+        made = self.connection.fanout_topics
+        if topic not in made or force:
+            self.api.create_topic(topic, retention_ms=int(self.options.fanout_retention_seconds * 1000))
+            made.add(topic)
+        return topic
+
+    def _new_queue(self, queue, **kwargs):
+        self._ensure_queue(queue, **kwargs)
+
+    def _has_queue(self, queue, **kwargs):
+        if queue in self.connection.fanout_of:
+            return True
+        return self.api.topic_exists(names.cairn_name(queue))
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        type_ = self.typeof(exchange).type
+        if type_ == "fanout":
+            topic = self._ensure_fanout_topic(exchange)
+            group = self._group(queue)
+            self.api.configure_group(group, **self._group_config("latest"))
+            if self.connection.fanout_of.get(queue) != exchange:
+                # a (re)bound queue receives what is broadcast from now on, like an AMQP queue
+                self.api.reset_group(group, topic, "latest")
+            self.connection.fanout_of[queue] = exchange
+        else:
+            self.connection.bindings.bind(exchange, routing_key, queue, type_)
+
+    def get_table(self, exchange):
+        """The exchange's bindings: this process's and every other process's."""
+        try:
+            local = list(super().get_table(exchange))
+        except KeyError:
+            local = []
+        seen = {(rk, q) for rk, _, q in local}
+        for (rk, q), type_ in self.connection.bindings.table(exchange).items():
+            if (rk, q) not in seen:
+                local.append(self.exchange_types[type_].prepare_bind(q, exchange, rk, None))
+        return local
+
+    def _lookup(self, exchange, routing_key, default=None):
+        found = super()._lookup(exchange, routing_key, default)
+        if not found and exchange and self.connection.bindings.refresh_on_miss(exchange, routing_key):
+            found = super()._lookup(exchange, routing_key, default)
+        return found
+
+    def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
+        if if_empty and self._size(queue):
+            return
+        self.state.queue_bindings_delete(queue)
+        self._stop_fetcher(queue)
+        group, topic = self._source(queue)
+        self.connection.bindings.unbind_queue(queue)
+        self.api.delete_group(group)
+        if queue not in self.connection.fanout_of:
+            self.api.delete_topic(topic)
+        self.connection.fanout_of.pop(queue, None)
+        self.connection.declared.discard(queue)
+
+    def _delete(self, queue, *args, **kwargs):
+        self.queue_delete(queue)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _put(self, queue, message, **kwargs):
+        topic = names.cairn_name(queue)
+        try:
+            self.api.produce_one(topic, encode_message(message))
+        except CairnError as exc:
+            if exc.code != "topic_not_found":
+                raise
+            self._ensure_queue(queue, force=True)
+            self.api.produce_one(topic, encode_message(message))
+
+    def _put_fanout(self, exchange, message, routing_key, **kwargs):
+        self.api.produce_one(self._ensure_fanout_topic(exchange), encode_message(message))
+
+    # -- counts and purge --------------------------------------------------------------------
+
+    def _size(self, queue):
+        group, topic = self._source(queue)
+        offsets = self.api.group_offsets(group, topic)
+        if offsets is not None:
+            return sum(o.get("lag", 0) for o in offsets)
+        desc = self.api.topic(topic)  # group never used: everything from the start is waiting
+        if desc is None:
+            return 0
+        return sum(p["end_offset"] - p["start_offset"] for p in desc.get("partitions", []))
+
+    def _purge(self, queue):
+        group, topic = self._source(queue)
+        size = self._size(queue)
+        try:
+            self.api.reset_group(group, topic, "latest")
+        except CairnError as exc:
+            if exc.code != "topic_not_found":
+                raise
+            return 0
+        return size
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
+        super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+        self._ensure_queue(queue)
+        self._stop_fetcher(queue)
+        group, topic = self._source(queue)
+        fetcher = Fetcher(self, queue, group, topic, no_ack)
+        self._fetchers[queue] = fetcher
+        fetcher.start()
+        return consumer_tag
+
+    def basic_cancel(self, consumer_tag):
+        queue = self._tag_to_queue.get(consumer_tag)
+        super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._stop_fetcher(queue)
+
+    def _stop_fetcher(self, queue: str) -> None:
+        fetcher = self._fetchers.pop(queue, None)
+        if fetcher is not None:
+            fetcher.stop()
+
+    def _get(self, queue, timeout=None):
+        self._ensure_queue(queue)
+        group, topic = self._source(queue)
+        got = self.api.fetch(group, topic, 1, 0, self.options.ack_timeout_ms, self.connection.consumer_id)
+        if not got:
+            raise stdqueue.Empty()
+        return self._accept(queue, group, topic, got[0], no_ack=False, to_inbox=False)
+
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        try:
+            payload = self._get(queue)
+        except stdqueue.Empty:
+            return None
+        message = self.Message(payload, channel=self)
+        if no_ack:
+            self._settle(message.delivery_tag, "ack")
+        else:
+            self.qos.append(message, message.delivery_tag)
+        return message
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        self.qos.ack(delivery_tag)
+
+    def _accept(self, queue: str, group: str, topic: str, m: dict, no_ack: bool, to_inbox: bool) -> dict:
+        """Registers the lease of a fetched message and hands it to the consuming thread."""
+        payload = decode_message(m)
+        lease = Lease(group, topic, m["partition"], m["offset"], owner=self)
+        with self._room:
+            self._outstanding += 1
+        tag = self.connection.leases.add(lease)
+        props = payload.setdefault("properties", {})
+        props["delivery_tag"] = tag
+        props.setdefault("delivery_info", {})
+        payload["redelivered"] = m.get("delivery", 1) > 1
+        if no_ack:
+            self._settle(tag, "ack")
+        if to_inbox:
+            if self.closed:
+                self._settle(tag, "nack")
+            else:
+                self.connection.inbox.put((self, queue, payload))
+        return payload
+
+    def _settle(self, delivery_tag, op: str) -> None:
+        if os.getpid() != self._pid:  # a forked child: the parent owns these leases
+            return
+        self.connection.leases.settle(delivery_tag, op)
+
+    def _on_settled(self) -> None:
+        with self._room:
+            self._outstanding -= 1
+            self._room.notify_all()
+
+    def _wake(self) -> None:
+        with self._room:
+            self._room.notify_all()
+
+    def _reserve(self, most: int, stopped: threading.Event) -> int:
+        """Blocks until the prefetch window has room; reserves and returns up to ``most``."""
+        with self._room:
+            while not stopped.is_set() and not self.closed:
+                limit = self.qos.prefetch_count
+                room = most if not limit else min(most, limit - self._outstanding)
+                if room > 0:
+                    self._outstanding += room
+                    return room
+                # prefetch changes (basic_qos) do not notify: look again within a second
+                self._room.wait(1.0)
+        return 0
+
+    def _unreserve(self, n: int) -> None:
+        with self._room:
+            self._outstanding -= n
+            self._room.notify_all()
+
+    def basic_qos(self, prefetch_size=0, prefetch_count=0, apply_global=False):
+        super().basic_qos(prefetch_size, prefetch_count, apply_global)
+        self._wake()
+
+    def close(self):
+        if self.closed:
+            return
+        for queue in list(self._fetchers):
+            self._stop_fetcher(queue)
+        if os.getpid() == self._pid and self.connection is not None:
+            transport = self.connection
+            for tag in transport.leases.tags_of(self):
+                transport.leases.settle(tag, "nack")
+            super().close()
+            transport.leases.flush()
+        else:
+            self.closed = True
+
+
+class Transport(virtual.Transport):
+    """``cairn://[:token@]host[:port]`` -- and ``cairns://`` for HTTPS."""
+
+    Channel = Channel
+
+    default_port = DEFAULT_PORT
+    driver_type = "cairn"
+    driver_name = "cairn-kombu"
+    polling_interval = None
+    use_tls = False
+
+    connection_errors = virtual.Transport.connection_errors + (CairnConnectionError, socket.error)
+    channel_errors = virtual.Transport.channel_errors + (CairnError,)
+
+    implements = virtual.Transport.implements.extend(
+        asynchronous=False,
+        exchange_type=frozenset(["direct", "topic", "fanout"]),
+        heartbeats=False,
+    )
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        self.options = Options(client.transport_options)
+        self.inbox: stdqueue.Queue = stdqueue.Queue()
+        self.declared: set[str] = set()
+        self.fanout_topics: set[str] = set()
+        self.fanout_of: dict[str, str] = {}
+        self.consumer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pid = os.getpid()
+
+    @cached_property
+    def api(self) -> CairnClient:
+        c = self.client
+        if c.hostname and not _valid_host(c.hostname):
+            raise ValueError(f"bad Cairn broker URL: host {c.hostname!r} (expected cairn://host:port)")
+        scheme = "https" if (self.use_tls or c.ssl or (c.transport_cls or "").startswith("cairns")) else "http"
+        host = c.hostname or "127.0.0.1"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = c.port or self.default_port
+        token = self.options.token or c.password or None
+        ssl = dict(self.options.ssl)
+        if isinstance(c.ssl, dict):
+            ssl.update(c.ssl)
+        return CairnClient(
+            f"{scheme}://{host}:{port}", token=token,
+            connect_timeout=float(c.connect_timeout or 4.0), read_timeout=self.options.read_timeout,
+            ssl_options=ssl if scheme == "https" else None,
+        )
+
+    @cached_property
+    def leases(self) -> LeaseBook:
+        return LeaseBook(self.api, self.options.ack_timeout_ms, on_settled=_owner_settled)
+
+    @cached_property
+    def bindings(self) -> BindingRegistry:
+        return BindingRegistry(self.api)
+
+    def establish_connection(self):
+        self.api.health()  # fails fast and clearly: unreachable, or not a Cairn server
+        return super().establish_connection()
+
+    def drain_events(self, connection, timeout=None):
+        """Blocks until fetched messages are ready (or ``timeout``) and delivers them."""
+        try:
+            item = self.inbox.get(timeout=None if timeout is None else max(timeout, 0))
+        except stdqueue.Empty:
+            raise socket.timeout() from None
+        delivered = 0
+        while True:
+            channel, queue, payload = item
+            if not channel.closed:
+                self._deliver(payload, queue)
+            delivered += 1
+            if delivered >= DRAIN_BATCH_MAX:
+                return
+            try:
+                item = self.inbox.get_nowait()
+            except stdqueue.Empty:
+                return
+
+    def close_connection(self, connection):
+        super().close_connection(connection)
+        if os.getpid() == self._pid and "leases" in self.__dict__:
+            self.leases.close()
+
+    def driver_version(self):
+        from . import __version__
+        return __version__
+
+
+class SSLTransport(Transport):
+    """``cairns://``: the same transport over HTTPS."""
+
+    use_tls = True
+
+
+def _owner_settled(lease: Lease) -> None:
+    owner = lease.owner
+    if owner is not None:
+        owner._on_settled()
+
+
+def _valid_host(host: str) -> bool:
+    return all(ch.isalnum() or ch in ".-_:[]%" for ch in host)

@@ -1,0 +1,89 @@
+//! Test helper: starts a real `cairnd` on a free port with a temporary data directory.
+//!
+//! The binary is `CAIRND_BIN` if set, else built once per test process with
+//! `cargo build -p cairn-server --bin cairnd` into this test's target directory (the same
+//! idea as the e2e harness in `tests/src/server.rs`). The child is killed when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cairn_consumer::Client;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const READY_PREFIX: &str = "cairnd listening on ";
+
+fn cairnd_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CAIRND_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().unwrap();
+        let deps = exe.parent().unwrap();
+        let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().unwrap() } else { deps };
+        let target_dir = profile_dir.parent().unwrap();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "--quiet", "-p", "cairn-server", "--bin", "cairnd", "--target-dir"])
+            .arg(target_dir);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "building cairnd failed: {status}");
+        profile_dir.join("cairnd")
+    })
+}
+
+/// A running `cairnd`.
+pub struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub base_url: String,
+}
+
+impl Server {
+    /// Starts a server and waits for its ready line.
+    pub async fn start() -> Server {
+        let dir = tempfile::Builder::new().prefix("cairn-consumer-").tempdir().unwrap();
+        let mut cmd = Command::new(cairnd_bin());
+        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(dir.path());
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CAIRN_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true);
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Reading stdout until the ready line is the wait; the timeout only bounds a hang.
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix(READY_PREFIX) {
+                    return rest.trim().to_string();
+                }
+            }
+            panic!("cairnd exited before it was ready");
+        })
+        .await
+        .expect("cairnd ready line");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server { child, _dir: dir, base_url: format!("http://{addr}") }
+    }
+
+    /// A client of this server.
+    pub fn client(&self) -> Client {
+        Client::new(self.base_url.clone()).unwrap()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
