@@ -472,6 +472,9 @@ impl GroupEngine {
                 ResetTo::Earliest => start,
                 ResetTo::Latest => end,
                 ResetTo::Offset(o) if o >= start && o <= end => o,
+                // Across all partitions an offset is a target, clamped into each one's range
+                // (as Kafka's reset tool does); for partitions named explicitly it must fit.
+                ResetTo::Offset(o) if partitions.is_none() => o.clamp(start, end),
                 ResetTo::Offset(o) => return Err(GroupError::OffsetOutOfRange { requested: o, start, end }),
                 ResetTo::Timestamp(ts) => part.offset_for_timestamp(ts).map_err(storage_err)?,
             };

@@ -1,0 +1,347 @@
+//! Consumer groups through the real binary: queue style (fetch, ack, nack, extend, reject,
+//! dead letters, ordered mode), cursor style (commit, offsets, reads with `group=`, reset),
+//! every error code of the contract's groups section, and durability across SIGKILL.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use cairn_tests::*;
+
+async fn fetch(s: &Cairnd, group: &str, topic: &str, body: Value) -> Vec<Value> {
+    let r = s.post_json(&format!("/v1/groups/{group}/topics/{topic}/fetch"), &body).await;
+    r.expect_status(200);
+    r.json()["messages"].as_array().cloned().unwrap_or_default()
+}
+
+fn refs(msgs: &[Value]) -> Value {
+    let refs: Vec<Value> = msgs.iter().map(|m| json!({"partition": m["partition"], "offset": m["offset"]})).collect();
+    json!({ "messages": refs })
+}
+
+async fn op(s: &Cairnd, group: &str, topic: &str, verb: &str, body: &Value) {
+    s.post_json(&format!("/v1/groups/{group}/topics/{topic}/{verb}"), body).await.expect_status(204);
+}
+
+fn ids(msgs: &[Value]) -> Vec<(u64, u64)> {
+    msgs.iter().map(|m| (m["partition"].as_u64().unwrap(), m["offset"].as_u64().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn competing_consumers_get_disjoint_messages_and_drain_the_topic() {
+    let s = Cairnd::start().await;
+    s.create_topic("jobs", json!({"partitions": 3})).await;
+    let msgs: Vec<Value> = (0..60).map(|i| json!({"value": {"task": i}, "partition": i % 3})).collect();
+    s.produce("jobs", Value::Array(msgs)).await;
+    let mut seen = BTreeSet::new();
+    let mut workers = ["w1", "w2", "w3"].iter().cycle();
+    loop {
+        let consumer = workers.next().unwrap();
+        let got = fetch(&s, "g", "jobs", json!({"max_messages": 7, "consumer": consumer})).await;
+        if got.is_empty() {
+            break;
+        }
+        for m in &got {
+            assert_eq!(m["delivery"], json!(1), "first delivery: {m}");
+            assert!(
+                seen.insert((m["partition"].as_u64().unwrap(), m["offset"].as_u64().unwrap())),
+                "delivered twice: {m}"
+            );
+        }
+        op(&s, "g", "jobs", "ack", &refs(&got)).await;
+    }
+    assert_eq!(seen.len(), 60);
+    let offsets = s.get("/v1/groups/g/offsets?topic=jobs").await;
+    offsets.expect_status(200);
+    for o in offsets.json()["offsets"].as_array().unwrap() {
+        assert_eq!(
+            (o["offset"].clone(), o["end_offset"].clone(), o["lag"].clone()),
+            (json!(20), json!(20), json!(0)),
+            "{o}"
+        );
+    }
+    let d = s.get("/v1/groups/g").await;
+    d.expect_status(200);
+    assert_eq!(d.json()["config"]["max_deliveries"], json!(5));
+}
+
+#[tokio::test]
+async fn a_fetch_spreads_over_partitions_oldest_first() {
+    let s = Cairnd::start().await;
+    s.create_topic("fair", json!({"partitions": 2})).await;
+    s.produce_n("fair", 0, 10, "a").await;
+    s.produce_n("fair", 1, 10, "b").await;
+    let got = fetch(&s, "g", "fair", json!({"max_messages": 4})).await;
+    let by_part: HashMap<u64, Vec<u64>> = ids(&got).into_iter().fold(HashMap::new(), |mut m, (p, o)| {
+        m.entry(p).or_default().push(o);
+        m
+    });
+    assert_eq!(by_part.get(&0), Some(&vec![0, 1]), "{got:?}");
+    assert_eq!(by_part.get(&1), Some(&vec![0, 1]), "{got:?}");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_redelivered_with_the_next_delivery_count() {
+    let s = Cairnd::start().await;
+    s.create_topic("exp", json!({})).await;
+    s.produce_n("exp", 0, 1, "x").await;
+    let first = fetch(&s, "g", "exp", json!({"ack_timeout_ms": 200, "consumer": "dies"})).await;
+    assert_eq!(ids(&first), vec![(0, 0)]);
+    // This long-poll is woken by the lease expiry (not by its 30 s wait).
+    let again =
+        within(Duration::from_secs(20), fetch(&s, "g", "exp", json!({"wait_ms": 30000, "consumer": "lives"}))).await;
+    assert_eq!(ids(&again), vec![(0, 0)]);
+    assert_eq!(again[0]["delivery"], json!(2));
+    assert_eq!(again[0]["value"], json!("x-0"));
+}
+
+#[tokio::test]
+async fn nack_with_delay_extend_and_reset() {
+    let s = Cairnd::start().await;
+    s.create_topic("nk", json!({})).await;
+    s.produce_n("nk", 0, 2, "m").await;
+    let got = fetch(&s, "g", "nk", json!({"max_messages": 2})).await;
+    op(&s, "g", "nk", "nack", &json!({"messages": [{"partition": 0, "offset": 0, "delay_ms": 60000}]})).await;
+    op(&s, "g", "nk", "nack", &json!({"messages": [{"partition": 0, "offset": 1}]})).await;
+    let next = fetch(&s, "g", "nk", json!({"max_messages": 10})).await;
+    assert_eq!(ids(&next), vec![(0, 1)], "offset 0 waits for its delay, offset 1 comes back at once");
+    assert_eq!(next[0]["delivery"], json!(2));
+    op(&s, "g", "nk", "extend", &json!({"messages": [{"partition": 0, "offset": 1}], "ack_timeout_ms": 60000})).await;
+    let none = fetch(&s, "g", "nk", json!({"max_messages": 10, "wait_ms": 300})).await;
+    assert!(none.is_empty(), "{none:?}");
+    // Reset clears the delay and the lease: everything comes back.
+    let r = s.post_json("/v1/groups/g/reset", &json!({"topic": "nk", "to": "earliest"})).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["offsets"][0]["offset"], json!(0));
+    let all = fetch(&s, "g", "nk", json!({"max_messages": 10})).await;
+    assert_eq!(ids(&all), ids(&got));
+}
+
+#[tokio::test]
+async fn max_deliveries_and_reject_dead_letter_with_origin_headers() {
+    let s = Cairnd::start().await;
+    let put = send(
+        s.request(reqwest::Method::PUT, "/v1/groups/g")
+            .json(&json!({"max_deliveries": 2, "dead_letter_topic": "dead"})),
+    )
+    .await;
+    put.expect_status(200);
+    assert_eq!(put.json()["dead_letter_topic"], json!("dead"));
+    s.create_topic("dl", json!({})).await;
+    s.produce("dl", json!([{"key": "k0", "value": "v0", "headers": {"trace": "t0"}}, {"value": "v1"}])).await;
+    for delivery in 1..=2 {
+        let got = fetch(&s, "g", "dl", json!({"max_messages": 1})).await;
+        assert_eq!((ids(&got), got[0]["delivery"].clone()), (vec![(0, 0)], json!(delivery)));
+        op(&s, "g", "dl", "nack", &refs(&got)).await;
+    }
+    let next = fetch(&s, "g", "dl", json!({"max_messages": 1})).await;
+    assert_eq!(ids(&next), vec![(0, 1)], "offset 0 was dead-lettered after 2 deliveries");
+    op(&s, "g", "dl", "reject", &json!({"messages": [{"partition": 0, "offset": 1}], "reason": "bad payload"})).await;
+    let dead = s.read("dead", 0, "").await;
+    let dead = dead["messages"].as_array().unwrap().clone();
+    assert_eq!(dead.len(), 2);
+    assert_eq!((dead[0]["key"].clone(), dead[0]["value"].clone()), (json!("k0"), json!("v0")));
+    let h = &dead[0]["headers"];
+    assert_eq!(h["cairn-origin-topic"], json!("dl"));
+    assert_eq!(h["cairn-origin-partition"], json!("0"));
+    assert_eq!(h["cairn-origin-offset"], json!("0"));
+    assert_eq!(h["cairn-deliveries"], json!("2"));
+    assert_eq!(h["trace"], json!("t0"));
+    assert!(h["cairn-reason"].as_str().unwrap().contains("deliveries"), "{h}");
+    assert_eq!(dead[1]["headers"]["cairn-reason"], json!("bad payload"));
+    assert_eq!(dead[1]["headers"]["cairn-origin-offset"], json!("1"));
+    let d = s.get("/v1/groups/g").await.json();
+    assert_eq!(d["partitions"][0]["dead_lettered"], json!(2), "{d}");
+    assert_eq!(d["partitions"][0]["committed"], json!(2), "dead-lettered messages are done: {d}");
+}
+
+#[tokio::test]
+async fn default_dead_letter_topic_is_topic_dot_dlq() {
+    let s = Cairnd::start().await;
+    s.create_topic("orders", json!({})).await;
+    s.produce_n("orders", 0, 1, "o").await;
+    let got = fetch(&s, "g", "orders", json!({})).await;
+    op(&s, "g", "orders", "reject", &refs(&got)).await;
+    let dead = s.read("orders.dlq", 0, "").await;
+    assert_eq!(dead["messages"][0]["value"], json!("o-0"));
+    assert_eq!(dead["messages"][0]["headers"]["cairn-reason"], json!("rejected"));
+}
+
+#[tokio::test]
+async fn ordered_groups_hold_a_partition_until_its_messages_are_done() {
+    let s = Cairnd::start().await;
+    let put = send(s.request(reqwest::Method::PUT, "/v1/groups/o").json(&json!({"ordered": true}))).await;
+    put.expect_status(200);
+    s.create_topic("seq", json!({})).await;
+    s.produce_n("seq", 0, 4, "s").await;
+    let a = fetch(&s, "o", "seq", json!({"max_messages": 2, "consumer": "a"})).await;
+    assert_eq!(ids(&a), vec![(0, 0), (0, 1)]);
+    assert!(fetch(&s, "o", "seq", json!({"max_messages": 2, "consumer": "b"})).await.is_empty(), "partition is busy");
+    op(&s, "o", "seq", "ack", &json!({"messages": [{"partition": 0, "offset": 1}]})).await;
+    assert!(fetch(&s, "o", "seq", json!({"consumer": "b"})).await.is_empty(), "offset 0 still leased");
+    op(&s, "o", "seq", "nack", &json!({"messages": [{"partition": 0, "offset": 0}]})).await;
+    let b = fetch(&s, "o", "seq", json!({"max_messages": 5, "consumer": "b"})).await;
+    assert_eq!(ids(&b), vec![(0, 0)], "the oldest undone message first, alone");
+    op(&s, "o", "seq", "ack", &refs(&b)).await;
+    let c = fetch(&s, "o", "seq", json!({"max_messages": 5, "consumer": "b"})).await;
+    assert_eq!(ids(&c), vec![(0, 2), (0, 3)]);
+}
+
+#[tokio::test]
+async fn cursor_commits_reads_from_the_group_and_replays() {
+    let s = Cairnd::start().await;
+    s.create_topic("cur", json!({"partitions": 2})).await;
+    s.produce_n("cur", 0, 10, "c").await;
+    let r = s
+        .post_json("/v1/groups/reader/offsets", &json!({"topic": "cur", "offsets": [{"partition": 0, "offset": 4}]}))
+        .await;
+    r.expect_status(200);
+    let got = s.get("/v1/groups/reader/offsets?topic=cur").await.json();
+    assert_eq!(got["offsets"][0], json!({"topic": "cur", "partition": 0, "offset": 4, "end_offset": 10, "lag": 6}));
+    assert_eq!(got["offsets"][1]["lag"], json!(0));
+    let read = s.read("cur", 0, "group=reader&max_messages=2").await;
+    assert_eq!(read["messages"][0]["offset"], json!(4));
+    let t = s.read("cur", 0, "offset=7").await["messages"][0]["timestamp"].as_i64().unwrap();
+    let r = s
+        .post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": {"timestamp": t}, "partitions": [0]}))
+        .await;
+    r.expect_status(200);
+    assert!(r.json()["offsets"][0]["offset"].as_u64().unwrap() <= 7);
+    let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": {"offset": 2}})).await;
+    r.expect_status(200);
+    assert_eq!(r.json()["offsets"][0]["offset"], json!(2));
+    assert_eq!(r.json()["offsets"][1]["offset"], json!(0), "clamped into the empty partition's range");
+    let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": {"offset": 2}, "partitions": [1]})).await;
+    r.expect_error(416, "offset_out_of_range");
+    let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": "latest"})).await;
+    assert_eq!(r.json()["offsets"][0]["offset"], json!(10));
+    let list = s.get("/v1/groups").await.json();
+    assert!(list["groups"].as_array().unwrap().iter().any(|g| g["name"] == json!("reader")), "{list}");
+    s.delete("/v1/groups/reader").await.expect_status(204);
+    s.get("/v1/groups/reader").await.expect_error(404, "group_not_found");
+}
+
+#[tokio::test]
+async fn group_errors_follow_the_contract() {
+    let s = Cairnd::start().await;
+    s.create_topic("err", json!({"partitions": 1})).await;
+    s.produce_n("err", 0, 3, "e").await;
+    s.get("/v1/groups/never").await.expect_error(404, "group_not_found");
+    s.delete("/v1/groups/never").await.expect_error(404, "group_not_found");
+    s.get("/v1/groups/never/offsets").await.expect_error(404, "group_not_found");
+    s.read_raw("err", 0, "group=never").await.expect_error(404, "group_not_found");
+    s.post_json("/v1/groups/g/offsets", &json!({"topic": "nope", "offsets": [{"partition": 0, "offset": 1}]}))
+        .await
+        .expect_error(404, "topic_not_found");
+    s.post_json("/v1/groups/g/offsets", &json!({"topic": "err", "offsets": [{"partition": 5, "offset": 1}]}))
+        .await
+        .expect_error(404, "partition_not_found");
+    let body = s
+        .post_json("/v1/groups/g/offsets", &json!({"topic": "err", "offsets": [{"partition": 0, "offset": 99}]}))
+        .await
+        .expect_error(416, "offset_out_of_range");
+    assert_eq!((body["start_offset"].clone(), body["end_offset"].clone()), (json!(0), json!(3)));
+    s.post_json("/v1/groups/g/offsets", &json!({"topic": "err", "offsets": [{"partition": 0, "offset": -1}]}))
+        .await
+        .expect_error(400, "bad_request");
+    s.post_json("/v1/groups/g/topics/nope/fetch", &json!({})).await.expect_error(404, "topic_not_found");
+    s.post_json("/v1/groups/g/topics/err/fetch", &json!({"max_messages": 0})).await.expect_error(400, "bad_request");
+    s.post_json("/v1/groups/g/topics/err/fetch", &json!({"wait_ms": 30001})).await.expect_error(400, "bad_request");
+    s.post_json("/v1/groups/g/topics/err/fetch", &json!({"max_messages": "ten"}))
+        .await
+        .expect_error(400, "bad_request");
+    s.post_raw("/v1/groups/g/topics/err/ack", "application/json", "{not json").await.expect_error(400, "bad_request");
+    s.post_json("/v1/groups/g/topics/err/ack", &json!({"messages": [{"partition": 0, "offset": 3}]}))
+        .await
+        .expect_error(416, "offset_out_of_range");
+    s.post_json("/v1/groups/g/topics/err/ack", &json!({"messages": [{"partition": 9, "offset": 0}]}))
+        .await
+        .expect_error(404, "partition_not_found");
+    s.post_json("/v1/groups/bad%20name/topics/err/fetch", &json!({})).await.expect_error(400, "invalid_name");
+    s.post_json("/v1/groups/__internal/topics/err/fetch", &json!({})).await.expect_error(400, "invalid_name");
+    s.post_json("/v1/groups/g/reset", &json!({"topic": "err", "to": "sideways"}))
+        .await
+        .expect_error(400, "bad_request");
+    let put = send(s.request(reqwest::Method::PUT, "/v1/groups/g").json(&json!({"start": "middle"}))).await;
+    put.expect_error(400, "bad_request");
+    let put = send(s.request(reqwest::Method::PUT, "/v1/groups/g").json(&json!({"ack_timeout_ms": 0}))).await;
+    put.expect_error(400, "bad_request");
+    // Acking twice is harmless.
+    let got = fetch(&s, "g", "err", json!({"max_messages": 1})).await;
+    op(&s, "g", "err", "ack", &refs(&got)).await;
+    op(&s, "g", "err", "ack", &refs(&got)).await;
+}
+
+#[tokio::test]
+async fn sigkill_keeps_commits_and_acks_and_redelivers_exactly_the_unacked() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("dur", json!({"partitions": 2})).await;
+    s.produce_n("dur", 0, 10, "a").await;
+    s.produce_n("dur", 1, 10, "b").await;
+    let got = fetch(&s, "q", "dur", json!({"max_messages": 20})).await;
+    assert_eq!(got.len(), 20);
+    let acked: Vec<Value> = got.iter().filter(|m| m["offset"].as_u64().unwrap() % 3 != 0).cloned().collect();
+    op(&s, "q", "dur", "ack", &refs(&acked)).await;
+    s.post_json(
+        "/v1/groups/c/offsets",
+        &json!({"topic": "dur", "offsets": [{"partition": 0, "offset": 7}, {"partition": 1, "offset": 3}]}),
+    )
+    .await
+    .expect_status(200);
+    s.sigkill().await;
+    s.start_again().await;
+    let again = fetch(&s, "q", "dur", json!({"max_messages": 100})).await;
+    let mut expected: Vec<(u64, u64)> = ids(&got).into_iter().filter(|(_, o)| o % 3 == 0).collect();
+    expected.sort();
+    let mut redelivered = ids(&again);
+    redelivered.sort();
+    assert_eq!(redelivered, expected, "exactly the unacked messages come back");
+    let offsets = s.get("/v1/groups/c/offsets?topic=dur").await.json();
+    assert_eq!(offsets["offsets"][0]["offset"], json!(7));
+    assert_eq!(offsets["offsets"][1]["offset"], json!(3));
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_mid_task_has_its_message_done_by_another() {
+    let s = Cairnd::start().await;
+    s.create_topic("work", json!({})).await;
+    s.produce_n("work", 0, 3, "job").await;
+    // Worker A takes everything with a short lease, then "dies" (never answers).
+    let a = fetch(&s, "pool", "work", json!({"max_messages": 3, "ack_timeout_ms": 300, "consumer": "a"})).await;
+    assert_eq!(a.len(), 3);
+    // Worker B long-polls and gets them as A's leases expire.
+    let mut done = BTreeSet::new();
+    while done.len() < 3 {
+        let b = within(
+            Duration::from_secs(20),
+            fetch(&s, "pool", "work", json!({"max_messages": 3, "wait_ms": 30000, "consumer": "b"})),
+        )
+        .await;
+        for m in &b {
+            assert_eq!(m["delivery"], json!(2));
+            done.insert(m["offset"].as_u64().unwrap());
+        }
+        op(&s, "pool", "work", "ack", &refs(&b)).await;
+    }
+    let d = s.get("/v1/groups/pool").await.json();
+    assert_eq!(d["partitions"][0]["committed"], json!(3), "{d}");
+    assert_eq!(d["partitions"][0]["in_flight"], json!(0), "{d}");
+}
+
+#[tokio::test]
+async fn group_metrics_are_exported() {
+    let s = Cairnd::start().await;
+    s.create_topic("met", json!({})).await;
+    s.produce_n("met", 0, 5, "m").await;
+    let got = fetch(&s, "mg", "met", json!({"max_messages": 2})).await;
+    op(&s, "mg", "met", "ack", &refs(&got[..1])).await;
+    let text = s.get("/metrics").await.text();
+    for needle in [
+        "cairn_group_committed_offset{group=\"mg\",topic=\"met\",partition=\"0\"} 1",
+        "cairn_group_lag{group=\"mg\",topic=\"met\",partition=\"0\"} 4",
+        "cairn_group_in_flight{group=\"mg\",topic=\"met\",partition=\"0\"} 1",
+        "cairn_group_dead_lettered_total",
+        "cairn_group_redeliveries_total",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in metrics");
+    }
+}
