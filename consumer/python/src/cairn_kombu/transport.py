@@ -141,7 +141,7 @@ class Fetcher(threading.Thread):
         self.channel._wake()
 
     def run(self) -> None:
-        ch, transport = self.channel, self.channel.connection
+        ch, transport = self.channel, self.channel._transport
         opts, backoff = transport.options, 0.2
         while not self.stopped.is_set():
             n = ch._reserve(opts.fetch_max, self.stopped)
@@ -192,16 +192,17 @@ class Channel(virtual.Channel):
         self._outstanding = 0  # held leases of this channel + messages asked for in open fetches
         self._fetchers: dict[str, Fetcher] = {}
         self._pid = os.getpid()
+        self._transport = connection  # kept: kombu clears ``self.connection`` on close
 
     # -- names -------------------------------------------------------------------------------
 
     @property
     def api(self) -> CairnClient:
-        return self.connection.api
+        return self._transport.api
 
     @property
     def options(self) -> Options:
-        return self.connection.options
+        return self._transport.options
 
     def _group(self, queue: str) -> str:
         return names.prefixed(self.options.group_prefix, queue)
@@ -211,7 +212,7 @@ class Channel(virtual.Channel):
 
     def _source(self, queue: str) -> tuple[str, str]:
         """(group, topic) a queue is read from: its own topic, or its fan-out exchange's."""
-        exchange = self.connection.fanout_of.get(queue)
+        exchange = self._transport.fanout_of.get(queue)
         topic = self._fanout_topic(exchange) if exchange else names.cairn_name(queue)
         return self._group(queue), topic
 
@@ -225,10 +226,10 @@ class Channel(virtual.Channel):
         return cfg
 
     def _ensure_queue(self, queue: str, force: bool = False, **kwargs) -> None:
-        declared = self.connection.declared
+        declared = self._transport.declared
         if queue in declared and not force:
             return
-        exchange = self.connection.fanout_of.get(queue)
+        exchange = self._transport.fanout_of.get(queue)
         if exchange:
             self._ensure_fanout_topic(exchange, force=force)
         else:
@@ -243,7 +244,7 @@ class Channel(virtual.Channel):
 
     def _ensure_fanout_topic(self, exchange: str, force: bool = False) -> str:
         topic = self._fanout_topic(exchange)
-        made = self.connection.fanout_topics
+        made = self._transport.fanout_topics
         if topic not in made or force:
             self.api.create_topic(topic, retention_ms=int(self.options.fanout_retention_seconds * 1000))
             made.add(topic)
@@ -253,7 +254,7 @@ class Channel(virtual.Channel):
         self._ensure_queue(queue, **kwargs)
 
     def _has_queue(self, queue, **kwargs):
-        if queue in self.connection.fanout_of:
+        if queue in self._transport.fanout_of:
             return True
         return self.api.topic_exists(names.cairn_name(queue))
 
@@ -263,12 +264,12 @@ class Channel(virtual.Channel):
             topic = self._ensure_fanout_topic(exchange)
             group = self._group(queue)
             self.api.configure_group(group, **self._group_config("latest"))
-            if self.connection.fanout_of.get(queue) != exchange:
+            if self._transport.fanout_of.get(queue) != exchange:
                 # a (re)bound queue receives what is broadcast from now on, like an AMQP queue
                 self.api.reset_group(group, topic, "latest")
-            self.connection.fanout_of[queue] = exchange
+            self._transport.fanout_of[queue] = exchange
         else:
-            self.connection.bindings.bind(exchange, routing_key, queue, type_)
+            self._transport.bindings.bind(exchange, routing_key, queue, type_)
 
     def get_table(self, exchange):
         """The exchange's bindings: this process's and every other process's."""
@@ -277,14 +278,14 @@ class Channel(virtual.Channel):
         except KeyError:
             local = []
         seen = {(rk, q) for rk, _, q in local}
-        for (rk, q), type_ in self.connection.bindings.table(exchange).items():
+        for (rk, q), type_ in self._transport.bindings.table(exchange).items():
             if (rk, q) not in seen:
                 local.append(self.exchange_types[type_].prepare_bind(q, exchange, rk, None))
         return local
 
     def _lookup(self, exchange, routing_key, default=None):
         found = super()._lookup(exchange, routing_key, default)
-        if not found and exchange and self.connection.bindings.refresh_on_miss(exchange, routing_key):
+        if not found and exchange and self._transport.bindings.refresh_on_miss(exchange, routing_key):
             found = super()._lookup(exchange, routing_key, default)
         return found
 
@@ -294,12 +295,12 @@ class Channel(virtual.Channel):
         self.state.queue_bindings_delete(queue)
         self._stop_fetcher(queue)
         group, topic = self._source(queue)
-        self.connection.bindings.unbind_queue(queue)
+        self._transport.bindings.unbind_queue(queue)
         self.api.delete_group(group)
-        if queue not in self.connection.fanout_of:
+        if queue not in self._transport.fanout_of:
             self.api.delete_topic(topic)
-        self.connection.fanout_of.pop(queue, None)
-        self.connection.declared.discard(queue)
+        self._transport.fanout_of.pop(queue, None)
+        self._transport.declared.discard(queue)
 
     def _delete(self, queue, *args, **kwargs):
         self.queue_delete(queue)
@@ -368,7 +369,7 @@ class Channel(virtual.Channel):
     def _get(self, queue, timeout=None):
         self._ensure_queue(queue)
         group, topic = self._source(queue)
-        got = self.api.fetch(group, topic, 1, 0, self.options.ack_timeout_ms, self.connection.consumer_id)
+        got = self.api.fetch(group, topic, 1, 0, self.options.ack_timeout_ms, self._transport.consumer_id)
         if not got:
             raise stdqueue.Empty()
         return self._accept(queue, group, topic, got[0], no_ack=False, to_inbox=False)
@@ -394,24 +395,26 @@ class Channel(virtual.Channel):
         lease = Lease(group, topic, m["partition"], m["offset"], owner=self)
         with self._room:
             self._outstanding += 1
-        tag = self.connection.leases.add(lease)
+        transport = self._transport
+        tag = transport.leases.add(lease)
         props = payload.setdefault("properties", {})
         props["delivery_tag"] = tag
-        props.setdefault("delivery_info", {})
-        payload["redelivered"] = m.get("delivery", 1) > 1
+        redelivered = m.get("delivery", 1) > 1
+        props.setdefault("delivery_info", {})["redelivered"] = redelivered
+        payload["redelivered"] = redelivered
         if no_ack:
             self._settle(tag, "ack")
         if to_inbox:
             if self.closed:
                 self._settle(tag, "nack")
             else:
-                self.connection.inbox.put((self, queue, payload))
+                transport.inbox.put((self, queue, payload))
         return payload
 
     def _settle(self, delivery_tag, op: str) -> None:
         if os.getpid() != self._pid:  # a forked child: the parent owns these leases
             return
-        self.connection.leases.settle(delivery_tag, op)
+        self._transport.leases.settle(delivery_tag, op)
 
     def _on_settled(self) -> None:
         with self._room:

@@ -1,0 +1,266 @@
+"""The transport through kombu's own API: round trip, counts, purge, acks, rejects, fan-out."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from kombu import Connection, Consumer, Exchange, Producer, Queue
+from kombu.exceptions import OperationalError
+
+import cairn_kombu  # noqa: F401
+from cairn_kombu.client import CairnConnectionError
+from cairn_kombu.names import cairn_name
+
+
+def qname(prefix="q"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def http_json(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_names_are_valid_and_distinct():
+    assert cairn_name("celery") == "celery"
+    a, b = cairn_name("celery@host.celery.pidbox"), cairn_name("celery#host.celery.pidbox")
+    assert a != b and a.startswith("celery_host.celery.pidbox-")
+    assert not cairn_name("__x").startswith("__")
+    assert len(cairn_name("x" * 400)) <= 249
+
+
+def test_round_trip_is_exact(cairnd):
+    q = Queue(qname(), Exchange("ex-" + uuid.uuid4().hex[:6], "direct"), routing_key="rk")
+    body = bytes(range(256)) * 4
+    with Connection(cairnd.url) as conn:
+        producer = Producer(conn.channel())
+        producer.publish(
+            body, exchange=q.exchange, routing_key="rk", declare=[q],
+            content_type="application/x-raw", content_encoding="binary",
+            headers={"h": "v", "big": 2**70, "nested": {"a": [1, 2.5, None]}},
+            priority=3, correlation_id="cid-1", reply_to="somewhere",
+        )
+        got = []
+        with Consumer(conn, [q], callbacks=[lambda b, m: got.append(m)], accept=None):
+            conn.drain_events(timeout=10)
+        (m,) = got
+        assert m.body == body
+        assert m.headers == {"h": "v", "big": 2**70, "nested": {"a": [1, 2.5, None]}}
+        assert m.content_type == "application/x-raw"
+        assert m.properties["correlation_id"] == "cid-1"
+        assert m.properties["reply_to"] == "somewhere"
+        assert m.delivery_info["routing_key"] == "rk"
+        assert m.delivery_info["redelivered"] is False
+        m.ack()
+
+
+def test_message_count_and_purge(cairnd):
+    q = qname("count")
+    with Connection(cairnd.url) as conn:
+        sq = conn.SimpleQueue(q)
+        for i in range(7):
+            sq.put({"i": i})
+        ch = conn.channel()
+        assert ch.queue_declare(q, passive=True).message_count == 7
+        first = ch.basic_get(q)
+        assert first.payload == {"i": 0}
+        first.ack()
+        ch.connection.leases.flush()
+        assert ch.queue_declare(q, passive=True).message_count == 6
+        assert ch.queue_purge(q) == 6
+        assert ch.queue_declare(q, passive=True).message_count == 0
+        assert ch.basic_get(q) is None
+        sq.put({"after": True})
+        assert ch.basic_get(q, no_ack=True).payload == {"after": True}
+        sq.close()
+
+
+def test_passive_declare_of_missing_queue_fails(cairnd):
+    with Connection(cairnd.url) as conn:
+        with pytest.raises(conn.channel_errors):
+            conn.channel().queue_declare(qname("missing"), passive=True)
+
+
+def test_requeue_redelivers_and_reject_dead_letters(cairnd):
+    q = qname("rej")
+    with Connection(cairnd.url) as conn:
+        sq = conn.SimpleQueue(q)
+        sq.put("poison")
+        m = sq.get(timeout=5)
+        m.requeue()
+        m2 = sq.get(timeout=5)
+        assert m2.payload == "poison" and m2.delivery_info["redelivered"]
+        m2.reject()
+        conn.default_channel.connection.leases.flush()
+        dlq = http_json(f"{cairnd.http}/v1/topics/{q}.dlq/partitions/0/messages")
+        (dead,) = dlq["messages"]
+        assert dead["headers"]["cairn-origin-topic"] == q
+        assert dead["value"]["body"]  # kombu's whole message is dead-lettered
+        assert sq.qsize() == 0
+        sq.close()
+
+
+def test_competing_consumers_share_a_queue(cairnd):
+    q = qname("share")
+    n = 200
+    with Connection(cairnd.url) as producer_conn:
+        sq = producer_conn.SimpleQueue(q)
+        for i in range(n):
+            sq.put(i)
+        sq.close()
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def consume():
+        with Connection(cairnd.url) as conn:
+            sq = conn.SimpleQueue(q)
+            while True:
+                try:
+                    m = sq.get(timeout=1.5)
+                except sq.Empty:
+                    break
+                with lock:
+                    seen.append(m.payload)
+                m.ack()
+            sq.close()
+
+    threads = [threading.Thread(target=consume) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(seen) == list(range(n))  # each message to exactly one consumer
+
+
+def test_unacked_message_goes_to_another_consumer_after_its_lease(cairnd):
+    q = qname("lease")
+    opts = {"visibility_timeout": 1}
+    a = Connection(cairnd.url, transport_options=opts)
+    sq = a.SimpleQueue(q)
+    sq.put("job")
+    first = sq.get(timeout=5)
+    assert first.payload == "job"
+    # "a" stops extending (as if its process died): close its lease keeper without releasing.
+    a.default_channel.connection.leases._stop.set()
+    with Connection(cairnd.url, transport_options=opts) as b:
+        sb = b.SimpleQueue(q)
+        again = sb.get(timeout=10)
+        assert again.payload == "job" and again.delivery_info["redelivered"]
+        again.ack()
+        sb.close()
+
+
+def test_held_messages_are_extended_past_the_visibility_timeout(cairnd):
+    q = qname("extend")
+    opts = {"visibility_timeout": 1}
+    with Connection(cairnd.url, transport_options=opts) as a, Connection(cairnd.url, transport_options=opts) as b:
+        sa = a.SimpleQueue(q)
+        sa.put("long job")
+        held = sa.get(timeout=5)
+        sb = b.SimpleQueue(q)
+        with pytest.raises(sb.Empty):
+            sb.get(timeout=3.5)  # three lease periods: still held by "a"
+        held.ack()
+        sa.close()
+        sb.close()
+
+
+def test_fanout_reaches_every_bound_queue(cairnd):
+    ex = Exchange("bcast-" + uuid.uuid4().hex[:6], "fanout")
+    q1, q2 = Queue(qname("f1"), ex), Queue(qname("f2"), ex)
+    with Connection(cairnd.url) as c1, Connection(cairnd.url) as c2, Connection(cairnd.url) as pub:
+        got1, got2 = [], []
+        with Consumer(c1, [q1], callbacks=[lambda b, m: (got1.append(b), m.ack())]), \
+                Consumer(c2, [q2], callbacks=[lambda b, m: (got2.append(b), m.ack())]):
+            Producer(pub.channel()).publish({"hello": "all"}, exchange=ex, declare=[ex])
+            c1.drain_events(timeout=10)
+            c2.drain_events(timeout=10)
+        assert got1 == [{"hello": "all"}] and got2 == [{"hello": "all"}]
+
+
+def test_direct_binding_made_by_another_process_routes(cairnd):
+    """Like Celery's remote-control replies: the publisher never saw the binding."""
+    ex_name = "reply-" + uuid.uuid4().hex[:6]
+    q = Queue(qname("reply"), Exchange(ex_name, "direct"), routing_key="ticket-1")
+    with Connection(cairnd.url) as listener, Connection(cairnd.url) as replier:
+        got = []
+        with Consumer(listener, [q], callbacks=[lambda b, m: (got.append(b), m.ack())]):
+            Producer(replier.channel()).publish(
+                "pong", exchange=Exchange(ex_name, "direct"), routing_key="ticket-1",
+                declare=[Exchange(ex_name, "direct")],
+            )
+            listener.drain_events(timeout=10)
+        assert got == ["pong"]
+
+
+def test_unreachable_server_fails_fast_and_clearly():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    t0 = time.monotonic()
+    conn = Connection(f"cairn://127.0.0.1:{port}", connect_timeout=2)
+    with pytest.raises(OperationalError) as err:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1)
+    assert time.monotonic() - t0 < 10
+    assert f"127.0.0.1:{port}" in str(err.value) and "cannot reach Cairn" in str(err.value)
+    assert issubclass(CairnConnectionError, tuple(conn.connection_errors))
+
+
+def test_bad_urls_fail_clearly():
+    with pytest.raises(ValueError, match="Port could not be cast"):
+        Connection("cairn://127.0.0.1:notaport").connect()
+    with pytest.raises(Exception, match="bad Cairn broker URL"):
+        Connection("cairn://bad host:7420").ensure_connection(max_retries=1)
+
+
+def test_a_server_that_is_not_cairn_is_named():
+    class NotCairn(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), NotCairn)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        conn = Connection(f"cairn://127.0.0.1:{srv.server_port}")
+        with pytest.raises(OperationalError, match="does not look like a Cairn server"):
+            conn.ensure_connection(max_retries=1)
+    finally:
+        srv.shutdown()
+
+
+def test_token_is_sent_as_bearer():
+    seen = []
+
+    class Capture(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            body = b'{"status":"ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with Connection(f"cairn://:s3cret@127.0.0.1:{srv.server_port}") as conn:
+            conn.ensure_connection(max_retries=1)
+        with Connection(f"cairn://127.0.0.1:{srv.server_port}", transport_options={"token": "t2"}) as conn:
+            conn.ensure_connection(max_retries=1)
+    finally:
+        srv.shutdown()
+    assert seen == ["Bearer s3cret", "Bearer t2"]
