@@ -384,17 +384,24 @@ impl GroupEngine {
             }
             parts.push((part, off));
         }
+        self.set_positions(group, &parts, false).await
+    }
+
+    /// Moves the group to `targets` (one journal record per partition: a reset, or a
+    /// commit), waking its fetches, and waits until the change is durable.
+    async fn set_positions(&self, group: &str, targets: &[(PartitionLog, u64)], reset: bool) -> Result<(), GroupError> {
         let entry = self.get_or_create(group);
         let mut pending = Vec::new();
         {
             let mut g = entry.lock();
-            for (part, off) in &parts {
+            for (part, off) in targets {
                 self.cursor(&mut g, group, part, &mut pending);
-                let e = Entry::Commit {
-                    group: group.to_string(),
-                    topic: topic.to_string(),
-                    partition: part.partition(),
-                    offset: *off,
+                let (group, topic, partition, offset) =
+                    (group.to_string(), part.topic().to_string(), part.partition(), *off);
+                let e = if reset {
+                    Entry::Reset { group, topic, partition, offset }
+                } else {
+                    Entry::Commit { group, topic, partition, offset }
                 };
                 g.apply(&e);
                 pending.push(self.record(&e));
@@ -478,27 +485,10 @@ impl GroupEngine {
                 ResetTo::Offset(o) => return Err(GroupError::OffsetOutOfRange { requested: o, start, end }),
                 ResetTo::Timestamp(ts) => part.offset_for_timestamp(ts).map_err(storage_err)?,
             };
-            targets.push(off);
+            targets.push((part.clone(), off));
         }
-        let entry = self.get_or_create(group);
-        let mut pending = Vec::new();
-        {
-            let mut g = entry.lock();
-            for (part, off) in parts.iter().zip(&targets) {
-                self.cursor(&mut g, group, part, &mut pending);
-                let e = Entry::Reset {
-                    group: group.to_string(),
-                    topic: topic.to_string(),
-                    partition: part.partition(),
-                    offset: *off,
-                };
-                g.apply(&e);
-                pending.push(self.record(&e));
-            }
-        }
-        entry.notify.notify_waiters();
-        Self::durable(pending).await?;
-        Ok(parts.iter().zip(targets).map(|(part, off)| offset_view(part, off)).collect())
+        self.set_positions(group, &targets, true).await?;
+        Ok(targets.iter().map(|(part, off)| offset_view(part, *off)).collect())
     }
 
     /// Prometheus lines for every group and partition.
