@@ -1,6 +1,6 @@
 //! `cairn-consumer`: the Rust client for `cairnd`.
 //!
-//! It speaks the HTTP API of `docs`/`API.md` and makes at-least-once processing easy to get
+//! It speaks `cairnd`'s HTTP API (the v1 contract) and makes at-least-once processing easy to get
 //! right:
 //!
 //! - [`Client`] ([`client`], [`admin`]): one shared, connection-reusing HTTP client with the
@@ -35,6 +35,8 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod admin;
 mod batcher;

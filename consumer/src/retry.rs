@@ -1,6 +1,6 @@
 //! Retries with exponential backoff.
 //!
-//! A request is retried only when [`Error::is_retryable`] says so (connection errors,
+//! A request is retried only when [`crate::Error::is_retryable`] says so (connection errors,
 //! timeouts, 5xx). Produce requests are safe to retry because they carry the same
 //! `Idempotency-Key` on every attempt; reads and group operations are naturally idempotent.
 //! The same curve also spaces out redeliveries of failed messages ([`RetryPolicy::delay`]).
