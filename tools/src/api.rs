@@ -1,0 +1,273 @@
+//! A thin HTTP client for the `cairnd` API (`shared/API.md`), as the CLI needs it.
+//!
+//! Replies are kept as `serde_json::Value`, so `--json` prints exactly what the server said
+//! (fields a newer server adds are not lost) and tables pick the fields they show. Errors
+//! keep the server's `{"code","message"}`. The `cairn-consumer` crate has a typed client, but
+//! its descriptions are not serialisable and it has no compaction or server-sent-events
+//! call; this module is the small part of it the CLI needs, with those added.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Timeout of one request (a long-poll's wait is added to it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Timeout for establishing a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Media type of raw record batches.
+pub const RECORDS_MEDIA_TYPE: &str = "application/vnd.cairn.records";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot reach the server at {url}: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{code}: {message} (HTTP {status})")]
+    Status { status: u16, code: String, message: String },
+    #[error("unexpected reply from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ApiError {
+    /// The server's error code, if the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Status { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Result of an API call.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A connection to one `cairnd`; cheap to clone (one shared connection pool).
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// A client for the server at `base` (`http://host:port`).
+    pub fn new(base: &str) -> anyhow::Result<Api> {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(crate::outcome::UsageError(format!("--url must start with http://, got {base:?}")).into());
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Api { http, base: base.trim_end_matches('/').to_string() })
+    }
+
+    /// The full URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with the default timeout plus `wait` (for long-polls).
+    pub fn request(&self, method: Method, path: &str, wait: Duration) -> RequestBuilder {
+        self.http.request(method, self.url(path)).timeout(REQUEST_TIMEOUT + wait)
+    }
+
+    /// Sends a request; a non-2xx reply becomes [`ApiError::Status`].
+    pub async fn send(&self, rb: RequestBuilder) -> ApiResult<Response> {
+        let (client, request) = rb.build_split();
+        let request = request.map_err(|source| ApiError::Transport { url: self.base.clone(), source })?;
+        let url = request.url().to_string();
+        let resp = client.execute(request).await.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(status_error(status, &body))
+    }
+
+    /// Sends a request and parses its JSON reply (`Value::Null` for an empty body, e.g. 204).
+    pub async fn call(&self, rb: RequestBuilder) -> ApiResult<Value> {
+        let resp = self.send(rb).await?;
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body).map_err(|e| ApiError::Protocol { url, reason: format!("not JSON: {e}") })
+    }
+
+    /// `GET path` → JSON.
+    pub async fn get(&self, path: &str) -> ApiResult<Value> {
+        self.call(self.request(Method::GET, path, Duration::ZERO)).await
+    }
+
+    /// `method path` with a JSON body → JSON.
+    pub async fn send_json(&self, method: Method, path: &str, body: &Value) -> ApiResult<Value> {
+        self.call(self.request(method, path, Duration::ZERO).json(body)).await
+    }
+
+    /// `POST path` with a JSON body, waiting up to `wait` on the server → JSON.
+    pub async fn post_waiting(&self, path: &str, body: &Value, wait: Duration) -> ApiResult<Value> {
+        self.call(self.request(Method::POST, path, wait).json(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> ApiResult<Value> {
+        self.call(self.request(Method::DELETE, path, Duration::ZERO)).await
+    }
+
+    /// `POST path` with raw record batches for `partition` → JSON.
+    pub async fn post_records(&self, path: &str, partition: u32, batch: impl Into<reqwest::Body>) -> ApiResult<Value> {
+        let rb = self
+            .request(Method::POST, path, Duration::ZERO)
+            .header(CONTENT_TYPE, RECORDS_MEDIA_TYPE)
+            .header("Cairn-Partition", partition.to_string())
+            .body(batch);
+        self.call(rb).await
+    }
+
+    /// `GET path` asking for raw record batches → the reply's headers and body.
+    pub async fn get_records(&self, path: &str) -> ApiResult<(HeaderMap, bytes::Bytes)> {
+        let resp =
+            self.send(self.request(Method::GET, path, Duration::ZERO).header(ACCEPT, RECORDS_MEDIA_TYPE)).await?;
+        let headers = resp.headers().clone();
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|source| ApiError::Transport { url, source })?;
+        Ok((headers, body))
+    }
+
+    /// `GET path` as server-sent events: sends each event to `events` until the server ends
+    /// the stream (then `Ok`) or the receiver is dropped (also `Ok`).
+    pub async fn follow(&self, path: &str, events: &mpsc::Sender<ApiResult<SseEvent>>) -> ApiResult<()> {
+        let rb = self.http.get(self.url(path)).header(ACCEPT, "text/event-stream");
+        let resp = self.send(rb).await?;
+        let url = resp.url().to_string();
+        let mut stream = resp.bytes_stream();
+        let mut parser = SseParser::default();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+            for event in parser.push(&chunk) {
+                if events.send(Ok(event)).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn status_error(status: StatusCode, body: &[u8]) -> ApiError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string);
+    ApiError::Status {
+        status: status.as_u16(),
+        code: field("code").unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
+        message: field("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string()),
+    }
+}
+
+/// A path segment, percent-encoded except for the characters names may hold.
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
+}
+
+/// Incremental parser of a `text/event-stream` body (comments and unknown fields ignored).
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    current: SseEvent,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events completed by them.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            if b != b'\n' {
+                self.line.push(b);
+                continue;
+            }
+            let mut line = std::mem::take(&mut self.line);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            self.line_done(&String::from_utf8_lossy(&line), &mut out);
+        }
+        out
+    }
+
+    fn line_done(&mut self, line: &str, out: &mut Vec<SseEvent>) {
+        if line.is_empty() {
+            if self.has_data {
+                out.push(std::mem::take(&mut self.current));
+            }
+            self.current = SseEvent::default();
+            self.has_data = false;
+            return;
+        }
+        if line.starts_with(':') {
+            return;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => self.current.id = Some(value.to_string()),
+            "event" => self.current.event = value.to_string(),
+            "data" => {
+                if self.has_data {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_across_chunks() {
+        let mut p = SseParser::default();
+        assert!(p.push(b": keepalive\n\nid: 4\nevent: mess").is_empty());
+        let events = p.push(b"age\ndata: {\"a\":1}\r\n\nid: 5\ndata: x\ndata: y\n\n");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], SseEvent { id: Some("4".into()), event: "message".into(), data: "{\"a\":1}".into() });
+        assert_eq!(events[1].data, "x\ny");
+    }
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(seg("orders.v1_x-y"), "orders.v1_x-y");
+        assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+}

@@ -1,0 +1,412 @@
+//! The command line: every subcommand, flag and help text of `cairn`, as clap derive types.
+//!
+//! Online commands talk to a running `cairnd` at `--url`; offline commands (`verify`, `dump`,
+//! `compact --data-dir`) open a stopped server's data directory. Parsing is all this module
+//! does: the commands themselves live in `commands/` and `offline/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default server address, also the default of `cairnd --listen`.
+pub const URL_DEFAULT: &str = "http://127.0.0.1:7420";
+
+const ABOUT: &str = "cairn: command-line tool for the Cairn message store (cairnd).
+
+Online commands talk to a running cairnd over HTTP (--url, env CAIRN_URL).
+Offline commands (verify, dump, compact --data-dir) work on the data directory of a
+stopped server and refuse to run while a server holds its lock.";
+
+const AFTER_HELP: &str = "Examples:
+  cairn topics create orders --partitions 3
+  echo '{\"id\": 1}' | cairn produce orders --key user-42
+  cairn consume orders --from earliest --follow
+  cairn consume orders --group billing --max-messages 10
+  cairn groups describe billing
+  cairn bench --messages 100000 --size 256 --batch 100 --connections 4
+  cairn verify --data-dir ./data
+  cairn dump --data-dir ./data --topic orders --records --json
+
+Exit codes: 0 success; 1 failure (a request failed, damage found, data directory locked);
+2 usage error.";
+
+/// `cairn`: the command-line tool of the Cairn message store.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Base URL of the server, for online commands.
+    #[arg(long, global = true, env = "CAIRN_URL", default_value = URL_DEFAULT)]
+    pub url: String,
+    /// Machine-readable JSON output instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topics(TopicsCmd),
+    /// Append messages from arguments or from standard input (one message per line).
+    #[command(after_help = "Examples:
+  cairn produce orders hello world            two messages
+  cairn produce orders --key user-42 --header trace=abc '{\"total\": 12}'
+  seq 1 1000 | cairn produce numbers          one message per line
+  cairn produce events --value-format json < events.ndjson")]
+    Produce(ProduceArgs),
+    /// Read messages: a range, a live tail (--follow), or as a queue group (--group).
+    #[command(after_help = "Examples:
+  cairn consume orders                        everything stored, all partitions
+  cairn consume orders --partition 0 --offset 100 --max-messages 10
+  cairn consume orders --timestamp 1764000000000
+  cairn consume orders --from latest --follow live tail over server-sent events
+  cairn consume orders --group billing        lease, print and acknowledge")]
+    Consume(ConsumeArgs),
+    /// Consumer groups: list, describe, reset, delete.
+    #[command(subcommand)]
+    Groups(GroupsCmd),
+    /// Compact a topic now (online), or a stopped server's topic (--data-dir).
+    #[command(after_help = "Examples:
+  cairn compact orders
+  cairn compact --data-dir ./data --topic orders   (offline: not implemented yet)")]
+    Compact(CompactArgs),
+    /// Check every batch CRC, offset and index entry of a stopped server's data directory.
+    #[command(after_help = "Examples:
+  cairn verify --data-dir ./data
+  cairn verify --data-dir ./data --deep --json
+  cairn verify --data-dir ./data --repair             cut torn tails, rebuild indexes
+  cairn verify --data-dir ./data --repair --force     also cut out damaged batches in the middle
+
+Exit status: 0 if everything is intact (or was repaired), 1 if damage was found (each damaged
+file is printed with the byte position), 2 on a usage error.")]
+    Verify(VerifyArgs),
+    /// Print segments, indexes and batches of a stopped server's data directory.
+    #[command(after_help = "Examples:
+  cairn dump --data-dir ./data
+  cairn dump --data-dir ./data --topic orders --partition 0 --records
+  cairn dump --data-dir ./data --json | jq .")]
+    Dump(DumpArgs),
+    /// Produce and consume load against a server, with a latency summary.
+    #[command(after_help = "Examples:
+  cairn bench                                    100,000 messages of 100 bytes, produce then consume
+  cairn bench --messages 1000000 --size 1024 --batch 500 --connections 8
+  cairn bench --duration 30 --mode produce")]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCmd {
+    /// Create a topic.
+    #[command(
+        after_help = "Example:\n  cairn topics create orders --partitions 3 --retention-ms 86400000 --compression zstd"
+    )]
+    Create(TopicCreateArgs),
+    /// List topics with their sizes.
+    List,
+    /// Show a topic's configuration and partitions.
+    Describe {
+        /// Topic name.
+        topic: String,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        topic: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TopicCreateArgs {
+    /// Topic name: 1-249 characters of [A-Za-z0-9._-].
+    pub name: String,
+    /// Number of partitions.
+    #[arg(long, short)]
+    pub partitions: Option<u32>,
+    /// Retention by age in ms, or "unlimited".
+    #[arg(long, value_parser = parse_limit)]
+    pub retention_ms: Option<Limit>,
+    /// Retention by size in bytes, or "unlimited".
+    #[arg(long, value_parser = parse_limit)]
+    pub retention_bytes: Option<Limit>,
+    /// Segment size in bytes (at least 4096).
+    #[arg(long)]
+    pub segment_bytes: Option<u64>,
+    /// What happens to old data.
+    #[arg(long, value_enum)]
+    pub cleanup_policy: Option<CleanupPolicyArg>,
+    /// Compression of stored batches.
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+    /// "always" (fdatasync before each reply) or an interval in ms.
+    #[arg(long, value_parser = parse_sync)]
+    pub sync: Option<SyncArg>,
+    /// Largest message (key + value + headers) in bytes.
+    #[arg(long)]
+    pub max_message_bytes: Option<u64>,
+}
+
+/// A retention limit: a number or unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Unlimited,
+    Value(u64),
+}
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s {
+        "unlimited" | "none" | "null" => Ok(Limit::Unlimited),
+        _ => s.parse().map(Limit::Value).map_err(|_| format!("expected a number or \"unlimited\", got {s:?}")),
+    }
+}
+
+/// A topic's sync policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncArg {
+    Always,
+    IntervalMs(u64),
+}
+
+fn parse_sync(s: &str) -> Result<SyncArg, String> {
+    if s == "always" {
+        return Ok(SyncArg::Always);
+    }
+    s.parse().map(SyncArg::IntervalMs).map_err(|_| format!("expected \"always\" or an interval in ms, got {s:?}"))
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CleanupPolicyArg {
+    Delete,
+    Compact,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompressionArg {
+    None,
+    Zstd,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic (created with defaults if missing, unless the server forbids it).
+    pub topic: String,
+    /// Message values; without any, standard input is read, one message per line.
+    pub values: Vec<String>,
+    /// Key of every message (same key, same partition).
+    #[arg(long, short)]
+    pub key: Option<String>,
+    /// A header on every message, as name=value (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Partition of every message (default: by key hash, else spread).
+    #[arg(long, short)]
+    pub partition: Option<u32>,
+    /// How values are sent: raw bytes (stored exactly) or JSON (stored as compact JSON text).
+    #[arg(long, value_enum, default_value_t = ValueFormat::Raw)]
+    pub value_format: ValueFormat,
+    /// Messages per request when reading standard input.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected name=value, got {s:?}")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValueFormat {
+    Raw,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to read.
+    pub topic: String,
+    /// Read only this partition (default: all).
+    #[arg(long, short)]
+    pub partition: Option<u32>,
+    /// Start at this offset.
+    #[arg(long, conflicts_with_all = ["from", "timestamp", "group"])]
+    pub offset: Option<u64>,
+    /// Start at the earliest or the latest offset (default: earliest).
+    #[arg(long, value_enum, conflicts_with_all = ["timestamp", "group"])]
+    pub from: Option<FromArg>,
+    /// Start at the first message with a timestamp (ms since the epoch) at or after this one.
+    #[arg(long, conflicts_with = "group")]
+    pub timestamp: Option<i64>,
+    /// Keep reading new messages as they arrive (server-sent events; queue mode: long-poll).
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Consume as queue group G: lease messages, print them, acknowledge them.
+    #[arg(long, short)]
+    pub group: Option<String>,
+    /// Lease only, do not acknowledge (messages are delivered again after the ack timeout).
+    #[arg(long, requires = "group")]
+    pub no_ack: bool,
+    /// Stop after this many messages.
+    #[arg(long, short = 'n')]
+    pub max_messages: Option<u64>,
+    /// Messages per request.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FromArg {
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupsCmd {
+    /// List groups.
+    List,
+    /// Show a group's configuration and its position, lag and leases per partition.
+    Describe {
+        /// Group name.
+        group: String,
+    },
+    /// Move a group's committed offset (replay or skip), clearing acks and leases above it.
+    #[command(after_help = "Examples:
+  cairn groups reset billing --topic orders --to-earliest
+  cairn groups reset billing --topic orders --to-offset 100 --partitions 0,2
+  cairn groups reset billing --topic orders --to-timestamp 1764000000000")]
+    Reset(GroupResetArgs),
+    /// Delete a group.
+    Delete {
+        /// Group name.
+        group: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("to").required(true))]
+pub struct GroupResetArgs {
+    /// Group name.
+    pub group: String,
+    /// Topic whose position is moved.
+    #[arg(long, short)]
+    pub topic: String,
+    /// Move to the start of each partition.
+    #[arg(long, group = "to")]
+    pub to_earliest: bool,
+    /// Move to the end of each partition (skip everything stored).
+    #[arg(long, group = "to")]
+    pub to_latest: bool,
+    /// Move to this offset.
+    #[arg(long, group = "to")]
+    pub to_offset: Option<u64>,
+    /// Move to the first message at or after this time (ms since the epoch).
+    #[arg(long, group = "to")]
+    pub to_timestamp: Option<i64>,
+    /// Only these partitions (comma separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Vec<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Topic to compact.
+    #[arg(required_unless_present = "topic_flag", conflicts_with = "topic_flag")]
+    pub topic: Option<String>,
+    /// Topic to compact (same as the positional argument).
+    #[arg(long = "topic", short = 't', id = "topic_flag")]
+    pub topic_flag: Option<String>,
+    /// Compact offline in this data directory (the server must be stopped).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl CompactArgs {
+    /// The topic, whichever way it was given.
+    pub fn topic(&self) -> &str {
+        self.topic.as_deref().or(self.topic_flag.as_deref()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, short)]
+    pub data_dir: PathBuf,
+    /// Only this topic.
+    #[arg(long, short)]
+    pub topic: Option<String>,
+    /// Also decode every record (decompressing zstd batches), not only CRCs and headers.
+    #[arg(long)]
+    pub deep: bool,
+    /// Cut torn tails and rebuild damaged or missing indexes.
+    #[arg(long)]
+    pub repair: bool,
+    /// With --repair: also cut out damaged data in the middle of a log (loses it; shown first).
+    #[arg(long, requires = "repair")]
+    pub force: bool,
+    /// List every problem even when there are many (default: the first 100).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, short)]
+    pub data_dir: PathBuf,
+    /// Only this topic.
+    #[arg(long, short)]
+    pub topic: Option<String>,
+    /// Only this partition.
+    #[arg(long, short)]
+    pub partition: Option<u32>,
+    /// Only the segment with this base offset.
+    #[arg(long)]
+    pub segment: Option<u64>,
+    /// Decode and print every record.
+    #[arg(long)]
+    pub records: bool,
+    /// Do not print index entries.
+    #[arg(long)]
+    pub no_indexes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Topic to use (default: a new topic cairn-bench-<time>, deleted afterwards).
+    #[arg(long, short)]
+    pub topic: Option<String>,
+    /// Keep the topic afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// What to run.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    pub mode: BenchMode,
+    /// Messages to produce (or to consume in consume mode).
+    #[arg(long, short = 'n', default_value_t = 100_000)]
+    pub messages: u64,
+    /// Value size in bytes.
+    #[arg(long, short, default_value_t = 100)]
+    pub size: usize,
+    /// Messages per produce request.
+    #[arg(long, short, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Concurrent connections (requests in flight).
+    #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+    /// Stop each phase after this many seconds even if not all messages are done.
+    #[arg(long, short)]
+    pub duration: Option<u64>,
+    /// Partitions of a topic the bench creates (default: one per connection).
+    #[arg(long)]
+    pub partitions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Produce,
+    Consume,
+    Both,
+}

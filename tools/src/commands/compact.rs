@@ -1,0 +1,116 @@
+//! `cairn compact`: compact a topic now.
+//!
+//! Online (`cairn compact TOPIC`): `POST /v1/topics/{topic}/compact`, then the statistics the
+//! server replies with as a before/after table. The reply's exact fields are the server's
+//! (segments, bytes, messages before and after, time taken); the table is built from any
+//! `before`/`after` objects or `<name>_before`/`<name>_after` pairs it finds, and shows other
+//! fields as they are.
+//!
+//! Offline (`--data-dir`): not implemented yet — compaction belongs to the storage crate,
+//! which does not expose it yet. The command takes the data directory's lock (so it still
+//! refuses a live server's directory) and then fails with a clear message.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+use crate::api::{seg, Api, ApiError};
+use crate::cli::CompactArgs;
+use crate::offline;
+use crate::outcome::Outcome;
+use crate::table::{self, Table};
+
+pub async fn run_online(api: &Api, args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
+    let topic = args.topic();
+    let reply = match api.send_json(Method::POST, &format!("/v1/topics/{}/compact", seg(topic)), &json!({})).await {
+        Ok(reply) => reply,
+        Err(e @ ApiError::Status { status: 404 | 405, .. }) if e.code() != Some("topic_not_found") => {
+            return Err(anyhow::Error::new(e).context("this server does not offer compaction (no compact endpoint)"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        table::print_json(&reply)?;
+    } else {
+        println!("compacted topic {topic}");
+        print_stats(&reply);
+    }
+    Ok(Outcome::Ok)
+}
+
+pub fn run_offline(args: &CompactArgs) -> anyhow::Result<Outcome> {
+    let dir = args.data_dir.as_deref().unwrap_or(std::path::Path::new("."));
+    let _lock = offline::lock_data_dir(dir)?;
+    Err(anyhow::anyhow!(
+        "offline compaction is not implemented yet (the storage engine does not expose compaction to \
+         tools yet); start the server and run `cairn compact {}` instead",
+        args.topic()
+    ))
+}
+
+/// Prints compaction statistics: a before/after table, then any other fields.
+fn print_stats(reply: &Value) {
+    let Some(obj) = reply.as_object() else {
+        println!("{reply}");
+        return;
+    };
+    let mut pairs: BTreeMap<String, (Option<Value>, Option<Value>)> = BTreeMap::new();
+    let mut rest: Vec<(String, Value)> = Vec::new();
+    for (k, v) in obj {
+        match (k.as_str(), v) {
+            ("before" | "after", Value::Object(m)) => add_side(&mut pairs, m, k == "before"),
+            _ => {
+                if let Some(name) = k.strip_suffix("_before") {
+                    pairs.entry(name.to_string()).or_default().0 = Some(v.clone());
+                } else if let Some(name) = k.strip_suffix("_after") {
+                    pairs.entry(name.to_string()).or_default().1 = Some(v.clone());
+                } else {
+                    rest.push((k.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    if !pairs.is_empty() {
+        let mut t = Table::new(&["", "BEFORE", "AFTER", "CHANGE"]);
+        for (name, (before, after)) in &pairs {
+            let change = match (before.as_ref().and_then(Value::as_f64), after.as_ref().and_then(Value::as_f64)) {
+                (Some(b), Some(a)) if b != 0.0 => format!("{:+.1}%", (a - b) / b * 100.0),
+                _ => String::new(),
+            };
+            t.row(vec![name.clone(), stat(name, before.as_ref()), stat(name, after.as_ref()), change]);
+        }
+        t.print();
+    }
+    let rest: Vec<(&str, String)> = rest.iter().map(|(k, v)| (k.as_str(), stat(k, Some(v)))).collect();
+    if !rest.is_empty() {
+        println!();
+        table::print_pairs(&rest);
+    }
+}
+
+fn add_side(pairs: &mut BTreeMap<String, (Option<Value>, Option<Value>)>, side: &Map<String, Value>, before: bool) {
+    for (k, v) in side {
+        let e = pairs.entry(k.clone()).or_default();
+        if before {
+            e.0 = Some(v.clone());
+        } else {
+            e.1 = Some(v.clone());
+        }
+    }
+}
+
+/// A statistic as text: byte counts in binary units, other numbers with separators.
+fn stat(name: &str, v: Option<&Value>) -> String {
+    match v {
+        None => "-".into(),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(u) if name.contains("bytes") => table::bytes(u),
+            Some(u) if name.ends_with("_ms") => format!("{u} ms"),
+            Some(u) => table::count(u),
+            None => n.to_string(),
+        },
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}

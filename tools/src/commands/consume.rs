@@ -1,0 +1,221 @@
+//! `cairn consume`: read messages — a range of each partition, a live tail over server-sent
+//! events (`--follow`), or queue-style as a group (`--group`: fetch, print, acknowledge).
+//!
+//! Human output is one line per message: `p<partition>@<offset>  <time>  <key>  <value>
+//! [headers]`; values are printed as their exact bytes (reads ask for `encoding=base64`)
+//! when they are text, else as hex. `--json` prints the server's message objects as NDJSON.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::api::{seg, Api, ApiError, ApiResult, SseEvent};
+use crate::cli::{ConsumeArgs, FromArg};
+use crate::outcome::{Outcome, UsageError};
+use crate::table;
+
+/// Long-poll wait of a group fetch in `--follow` mode.
+const GROUP_WAIT_MS: u64 = 10_000;
+
+pub async fn run(api: &Api, args: ConsumeArgs, json: bool) -> anyhow::Result<Outcome> {
+    let printer = Printer { json };
+    if let Some(group) = args.group.clone() {
+        if args.partition.is_some() {
+            return Err(
+                UsageError("--partition cannot be used with --group (a group fetch spans partitions)".into()).into()
+            );
+        }
+        return consume_group(api, &args, &group, printer).await;
+    }
+    let partitions = match args.partition {
+        Some(p) => vec![p],
+        None => {
+            let desc = api.get(&format!("/v1/topics/{}", seg(&args.topic))).await?;
+            let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            parts.iter().filter_map(|p| p.get("partition").and_then(Value::as_u64)).map(|p| p as u32).collect()
+        }
+    };
+    if args.follow {
+        follow(api, &args, &partitions, printer).await
+    } else {
+        read_range(api, &args, &partitions, printer).await
+    }
+}
+
+/// The start query of the first read: `offset=`, `from=` or `timestamp=` (default earliest).
+fn start_query(args: &ConsumeArgs) -> String {
+    match (args.offset, args.from, args.timestamp) {
+        (Some(o), _, _) => format!("offset={o}"),
+        (_, Some(FromArg::Latest), _) => "from=latest".into(),
+        (_, _, Some(ts)) => format!("timestamp={ts}"),
+        _ => "from=earliest".into(),
+    }
+}
+
+fn messages_path(args: &ConsumeArgs, partition: u32) -> String {
+    format!("/v1/topics/{}/partitions/{partition}/messages", seg(&args.topic))
+}
+
+/// Reads each partition from the start position to its end offset at the time of reading.
+async fn read_range(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Printer) -> anyhow::Result<Outcome> {
+    let mut printed = 0u64;
+    let limit = args.max_messages.unwrap_or(u64::MAX);
+    let encoding = if printer.json { "" } else { "&encoding=base64" };
+    for &p in partitions {
+        let mut query = start_query(args);
+        while printed < limit {
+            let want = (limit - printed).min(u64::from(args.batch));
+            let path = format!("{}?{query}&max_messages={want}{encoding}", messages_path(args, p));
+            let page = api.get(&path).await?;
+            let messages = page.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            for m in messages.iter().take((limit - printed) as usize) {
+                printer.print(m)?;
+                printed += 1;
+            }
+            let next = page.get("next_offset").and_then(Value::as_u64);
+            let end = page.get("end_offset").and_then(Value::as_u64);
+            match (next, end) {
+                (Some(next), Some(end)) if !messages.is_empty() && next < end => query = format!("offset={next}"),
+                _ => break,
+            }
+        }
+    }
+    if !printer.json && printed == 0 {
+        eprintln!("no messages");
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Follows every partition over server-sent events until `--max-messages` or interruption.
+async fn follow(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Printer) -> anyhow::Result<Outcome> {
+    let (tx, mut rx) = mpsc::channel::<ApiResult<SseEvent>>(1024);
+    let encoding = if printer.json { "" } else { "&encoding=base64" };
+    for &p in partitions {
+        let path = format!("{}?{}{encoding}", messages_path(args, p), start_query(args));
+        let (api, tx) = (api.clone(), tx.clone());
+        tokio::spawn(async move {
+            let end = match api.follow(&path, &tx).await {
+                Ok(()) => ApiError::Protocol {
+                    url: api.url(&path),
+                    reason: format!("the server closed the event stream of partition {p}"),
+                },
+                Err(e) => e,
+            };
+            let _ = tx.send(Err(end)).await;
+        });
+    }
+    drop(tx);
+    let limit = args.max_messages.unwrap_or(u64::MAX);
+    let mut printed = 0u64;
+    while printed < limit {
+        match rx.recv().await {
+            Some(event) => {
+                let event = event?;
+                if event.event != "message" && !event.event.is_empty() {
+                    continue;
+                }
+                printer.print(&serde_json::from_str::<Value>(&event.data)?)?;
+                printed += 1;
+            }
+            None => break,
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Queue mode: lease a batch, print it, acknowledge it; until empty (or forever with --follow).
+async fn consume_group(api: &Api, args: &ConsumeArgs, group: &str, printer: Printer) -> anyhow::Result<Outcome> {
+    let base = format!("/v1/groups/{}/topics/{}", seg(group), seg(&args.topic));
+    let consumer = format!("cairn-cli-{}", std::process::id());
+    let limit = args.max_messages.unwrap_or(u64::MAX);
+    let wait_ms = if args.follow { GROUP_WAIT_MS } else { 0 };
+    let mut printed = 0u64;
+    while printed < limit {
+        let want = (limit - printed).min(u64::from(args.batch));
+        let body = json!({"max_messages": want, "wait_ms": wait_ms, "consumer": consumer});
+        let reply = api.post_waiting(&format!("{base}/fetch"), &body, Duration::from_millis(wait_ms)).await?;
+        let messages = reply.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
+        if messages.is_empty() {
+            if args.follow {
+                continue;
+            }
+            break;
+        }
+        let mut ids = Vec::with_capacity(messages.len());
+        for m in &messages {
+            printer.print(m)?;
+            ids.push(json!({"partition": m.get("partition"), "offset": m.get("offset")}));
+        }
+        printed += messages.len() as u64;
+        if !args.no_ack {
+            api.send_json(Method::POST, &format!("{base}/ack"), &json!({ "messages": ids })).await?;
+        }
+    }
+    if !printer.json && printed == 0 {
+        eprintln!("no messages");
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Prints messages as lines of text or NDJSON.
+#[derive(Debug, Clone, Copy)]
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn print(&self, m: &Value) -> anyhow::Result<()> {
+        if self.json {
+            return table::print_json_line(m);
+        }
+        println!("{}", message_line(m));
+        Ok(())
+    }
+}
+
+/// One message as a line of text.
+fn message_line(m: &Value) -> String {
+    let int = |f: &str| m.get(f).and_then(Value::as_i64).unwrap_or(-1);
+    let key = match m.get("key") {
+        Some(Value::String(k)) => table::text(k.as_bytes()),
+        _ => "-".to_string(),
+    };
+    let value = if let Some(b64) = m.get("value_base64").and_then(Value::as_str) {
+        match base64::engine::general_purpose::STANDARD.decode(b64) {
+            Ok(bytes) => table::text(&bytes),
+            Err(_) => format!("(bad base64: {b64})"),
+        }
+    } else {
+        match m.get("value") {
+            None | Some(Value::Null) => "(null)".to_string(),
+            Some(v) => v.to_string(),
+        }
+    };
+    let mut line =
+        format!("p{}@{}  {}  {key}  {value}", int("partition"), int("offset"), table::timestamp(int("timestamp")));
+    if let Some(h) = m.get("headers").and_then(Value::as_object).filter(|h| !h.is_empty()) {
+        let pairs: Vec<String> = h.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect();
+        line.push_str(&format!("  [{}]", pairs.join(" ")));
+    }
+    if let Some(d) = m.get("delivery").and_then(Value::as_u64).filter(|&d| d > 1) {
+        line.push_str(&format!("  (delivery {d})"));
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_show_exact_bytes() {
+        let m = json!({"partition": 0, "offset": 41, "timestamp": 1_764_000_000_000i64, "key": "user-42",
+                       "value_base64": "aGVsbG8=", "headers": {"trace": "abc"}});
+        assert_eq!(message_line(&m), "p0@41  2025-11-24T16:00:00.000Z  user-42  hello  [trace=abc]");
+        let m = json!({"partition": 1, "offset": 2, "timestamp": 0, "key": null, "value": {"a": 1}});
+        assert_eq!(message_line(&m), "p1@2  1970-01-01T00:00:00.000Z  -  {\"a\":1}");
+    }
+}

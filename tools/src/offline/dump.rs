@@ -1,0 +1,229 @@
+//! `cairn dump`: print the segments, index entries and batches (and with `--records` every
+//! record) of a stopped server's data directory, as text or JSON.
+//!
+//! Damaged regions are shown where they are (byte range and reason) and the dump goes on
+//! after them, so `dump` is also a way to look at what `verify` reported.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use cairn_storage::format::{INDEX_ENTRY_LEN, TIMEINDEX_ENTRY_LEN};
+use cairn_storage::{BatchHeader, DecodedBatch};
+use serde_json::{json, Value};
+
+use super::lock_data_dir;
+use super::walk::{self, LogFile, SegmentFiles};
+use crate::cli::DumpArgs;
+use crate::outcome::Outcome;
+use crate::table;
+
+pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
+    let _lock = lock_data_dir(&args.data_dir)?;
+    let (mut topics, _) = walk::topics(&args.data_dir)?;
+    if let Some(only) = &args.topic {
+        topics.retain(|t| &t.name == only);
+        if topics.is_empty() {
+            anyhow::bail!("no topic {only} in {}", args.data_dir.display());
+        }
+    }
+    let mut out = Vec::new();
+    for topic in &topics {
+        let config = topic.config().map_or(Value::Null, |c| serde_json::to_value(c).unwrap_or(Value::Null));
+        if !json {
+            println!("topic {}  {}", topic.name, topic.config_path().display());
+            if !config.is_null() {
+                println!("  config {config}");
+            }
+        }
+        let mut partitions = Vec::new();
+        for (p, dir) in walk::partitions(topic)? {
+            if args.partition.is_some_and(|only| only != p) {
+                continue;
+            }
+            if !json {
+                println!("  partition {p}  {}", dir.display());
+            }
+            let mut segments = Vec::new();
+            for seg in walk::segments(&dir)?.segments {
+                if args.segment.is_some_and(|only| only != seg.base) {
+                    continue;
+                }
+                segments.push(dump_segment(&seg, args, json)?);
+            }
+            partitions.push(json!({"partition": p, "dir": dir, "segments": segments}));
+        }
+        out.push(json!({"name": topic.name, "config": config, "partitions": partitions}));
+    }
+    if json {
+        table::print_json(&json!({"data_dir": args.data_dir, "topics": out}))?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Dumps one segment: printed as it goes in text mode, returned as JSON (empty in text mode).
+fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Result<Value> {
+    let mut log = LogFile::open(&seg.log)?;
+    if !json {
+        println!("    segment {}  base offset {}  {} bytes", seg.log.display(), seg.base, table::count(log.len()));
+    }
+    let (index, timeindex) = if args.no_indexes { (Value::Null, Value::Null) } else { dump_indexes(seg, json)? };
+    let mut batches = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let scan = walk::scan_segment(&mut log, seg.base, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
+        Ok(b) if json => batches.push(b),
+        Ok(b) => print_batch(&b),
+        Err(e) => {
+            failure.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let damage: Vec<Value> = scan
+        .damage
+        .iter()
+        .map(|d| json!({"position": d.start, "end": d.end, "reason": d.reason, "lost_from_offset": d.lost_from}))
+        .collect();
+    if !json {
+        for d in &scan.damage {
+            println!("      DAMAGED bytes {}..{}: {} (expected offset {})", d.start, d.end, d.reason, d.lost_from);
+        }
+        return Ok(Value::Null);
+    }
+    Ok(json!({
+        "base_offset": seg.base, "log": seg.log, "log_bytes": scan.len, "next_offset": scan.next_offset,
+        "index": index, "timeindex": timeindex, "batches": batches, "damage": damage,
+    }))
+}
+
+fn dump_indexes(seg: &SegmentFiles, json: bool) -> anyhow::Result<(Value, Value)> {
+    let index = walk::read_entries(&seg.index, INDEX_ENTRY_LEN)?;
+    let time = walk::read_entries(&seg.timeindex, TIMEINDEX_ENTRY_LEN)?;
+    let index_v = index.as_ref().map_or(Value::Null, |f| {
+        let entries: Vec<Value> = f
+            .entries
+            .iter()
+            .map(|e| walk::index_entry(e))
+            .map(|(rel, pos)| json!({"relative_offset": rel, "offset": seg.base + u64::from(rel), "position": pos}))
+            .collect();
+        json!({"path": seg.index, "file_bytes": f.file_len, "entries": entries})
+    });
+    let time_v = time.as_ref().map_or(Value::Null, |f| {
+        let entries: Vec<Value> = f
+            .entries
+            .iter()
+            .map(|e| walk::time_entry(e))
+            .map(|(ts, rel)| json!({"timestamp": ts, "relative_offset": rel, "offset": seg.base + u64::from(rel)}))
+            .collect();
+        json!({"path": seg.timeindex, "file_bytes": f.file_len, "entries": entries})
+    });
+    if !json {
+        print_index("index", &seg.index, &index_v, |e| {
+            format!("offset {} (relative {}) at byte {}", e["offset"], e["relative_offset"], e["position"])
+        });
+        print_index("timeindex", &seg.timeindex, &time_v, |e| {
+            let ts = e["timestamp"].as_i64().unwrap_or(0);
+            format!("{} ({ts}) at offset {} (relative {})", table::timestamp(ts), e["offset"], e["relative_offset"])
+        });
+    }
+    Ok((index_v, time_v))
+}
+
+fn print_index(name: &str, path: &Path, v: &Value, line: impl Fn(&Value) -> String) {
+    let Some(entries) = v.get("entries").and_then(Value::as_array) else {
+        println!("      {name}: missing ({})", path.display());
+        return;
+    };
+    println!("      {name}: {} entries, {} bytes", entries.len(), v["file_bytes"]);
+    for e in entries {
+        println!("        {}", line(e));
+    }
+}
+
+fn codec(h: &BatchHeader) -> &'static str {
+    if h.is_compressed() {
+        "zstd"
+    } else {
+        "none"
+    }
+}
+
+/// A batch as JSON, with its records decoded if asked.
+fn batch_json(pos: u64, bytes: &[u8], h: &BatchHeader, records: bool) -> anyhow::Result<Value> {
+    let mut b = json!({
+        "position": pos, "base_offset": h.base_offset, "last_offset": h.last_offset(),
+        "record_count": h.record_count, "bytes": h.total_len(), "codec": codec(h),
+        "first_timestamp": h.first_timestamp, "max_timestamp": h.max_timestamp, "crc": format!("{:#010x}", h.crc),
+    });
+    if records {
+        let decoded = DecodedBatch::trusting_crc(bytes, *h)?;
+        let list: Vec<Value> = match decoded.collect_checked() {
+            Ok(rs) => rs.iter().map(record_json).collect(),
+            Err(e) => vec![json!({"error": e.to_string()})],
+        };
+        b["records"] = Value::Array(list);
+    }
+    Ok(b)
+}
+
+fn bytes_json(b: Option<&[u8]>) -> Value {
+    match b {
+        None => Value::Null,
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => json!(s),
+            Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(b)}),
+        },
+    }
+}
+
+fn record_json(r: &cairn_storage::Record<'_>) -> Value {
+    let headers: serde_json::Map<String, Value> =
+        r.headers.iter().map(|(k, v)| (k.to_string(), bytes_json(Some(v)))).collect();
+    json!({
+        "offset": r.offset, "timestamp": r.timestamp, "key": bytes_json(r.key), "value": bytes_json(r.value),
+        "headers": headers,
+    })
+}
+
+fn print_batch(b: &Value) {
+    println!(
+        "      batch at byte {}: offsets {}..{} ({} records), {} bytes, codec {}, time {}, crc {}",
+        b["position"],
+        b["base_offset"],
+        b["last_offset"],
+        b["record_count"],
+        b["bytes"],
+        b["codec"].as_str().unwrap_or("?"),
+        table::timestamp(b["first_timestamp"].as_i64().unwrap_or(0)),
+        b["crc"].as_str().unwrap_or("?"),
+    );
+    for r in b.get("records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        if let Some(err) = r.get("error") {
+            println!("        records do not decode: {err}");
+            continue;
+        }
+        let text = |v: &Value| match v {
+            Value::Null => "(null)".to_string(),
+            Value::String(s) => shorten(table::text(s.as_bytes())),
+            other => shorten(other.to_string()),
+        };
+        let mut line = format!("        {}  key {}  value {}", r["offset"], text(&r["key"]), text(&r["value"]));
+        if let Some(h) = r.get("headers").and_then(Value::as_object).filter(|h| !h.is_empty()) {
+            let pairs: Vec<String> = h.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
+            line.push_str(&format!("  [{}]", pairs.join(" ")));
+        }
+        println!("{line}");
+    }
+}
+
+/// Characters of a key or value shown in a text dump (JSON output is never shortened).
+const TEXT_CHARS_MAX: usize = 120;
+
+fn shorten(s: String) -> String {
+    let n = s.chars().count();
+    if n <= TEXT_CHARS_MAX {
+        return s;
+    }
+    let head: String = s.chars().take(TEXT_CHARS_MAX).collect();
+    format!("{head}… ({n} characters)")
+}

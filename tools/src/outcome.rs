@@ -1,0 +1,48 @@
+//! What a command ends with, and the exit status that means it.
+//!
+//! The exit status is part of the CLI's contract, so scripts can rely on it:
+//! `0` the command did what was asked (and, for `verify`, found nothing wrong); `1` it failed
+//! (a request failed, the data directory is locked, damage was found); `2` the command line
+//! was wrong (clap reports its own usage errors with 2 as well).
+
+use std::process::ExitCode;
+
+/// How a command that ran to its end finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything as asked.
+    Ok,
+    /// The command ran but found a problem it already reported (e.g. damage).
+    Failed,
+}
+
+impl Outcome {
+    /// The process exit status for this outcome.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Ok => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(EXIT_FAILURE),
+        }
+    }
+}
+
+/// Exit status of a failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status of a usage error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A mistake in the command line found after parsing (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Prints `err` (with its causes) to stderr and returns the exit status it means.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    if err.downcast_ref::<UsageError>().is_some() {
+        eprintln!("Run `cairn --help` for usage.");
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}

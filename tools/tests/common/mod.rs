@@ -1,0 +1,87 @@
+//! Helpers for the `cairn` binary tests: running the binary, building data directories with
+//! the real storage engine, and damaging their files.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use cairn_storage::{BatchBuilder, Catalog, CatalogOptions, TopicConfig};
+
+/// Runs `cairn` with `args` (no stdin) and returns its output.
+pub fn cairn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .stdin(Stdio::null())
+        .env_remove("CAIRN_URL")
+        .output()
+        .expect("run cairn")
+}
+
+/// Stdout and stderr of a run, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A data directory written by the storage engine and closed cleanly: topic `events` with
+/// 2 partitions and 8 KiB segments (so several segments each), `batches` batches of 5
+/// records per partition; and topic `small` with one batch.
+pub fn make_data_dir(batches: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open catalog");
+    let config = TopicConfig { partitions: 2, segment_bytes: 8192, ..TopicConfig::default() };
+    let topic = catalog.create_topic("events", config).expect("create topic");
+    for p in topic.partitions() {
+        for i in 0..batches {
+            let mut b = BatchBuilder::new();
+            for j in 0..5 {
+                let value = format!(
+                    "{{\"partition\":{},\"batch\":{i},\"n\":{j},\"pad\":\"{}\"}}",
+                    p.partition(),
+                    "x".repeat(60)
+                );
+                b.push(Some(format!("key-{j}").as_bytes()), Some(value.as_bytes()), [("trace", &b"abc"[..])]);
+            }
+            p.append(b.finish(0, 0).expect("batch")).expect("append");
+        }
+    }
+    let small = catalog.create_topic("small", TopicConfig::default()).expect("create topic");
+    let mut b = BatchBuilder::new();
+    b.push(None, Some(b"hello"), []);
+    small.partition(0).expect("partition 0").append(b.finish(0, 0).expect("batch")).expect("append");
+    catalog.close().expect("close");
+    drop(catalog);
+    dir
+}
+
+/// Segment files (`.log`) of a partition, sorted.
+pub fn logs(data: &Path, topic: &str, partition: u32) -> Vec<PathBuf> {
+    let dir = data.join("topics").join(topic).join(partition.to_string());
+    let mut logs: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
+/// Flips one bit of the byte at `pos` of `path`.
+pub fn flip(path: &Path, pos: usize) {
+    let mut bytes = fs::read(path).expect("read");
+    bytes[pos] ^= 0x04;
+    fs::write(path, bytes).expect("write");
+}
+
+/// Appends garbage to `path` (a torn write).
+pub fn append_garbage(path: &Path, bytes: &[u8]) {
+    let mut data = fs::read(path).expect("read");
+    data.extend_from_slice(bytes);
+    fs::write(path, data).expect("write");
+}
