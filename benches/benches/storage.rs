@@ -114,10 +114,16 @@ fn append_section(dir: &Path) {
     for &(records, size) in &[(1, 100), (100, 100), (1000, 100), (1, 1024), (100, 1024), (1000, 1024)] {
         let batch = make_batch(records, size);
         let (mut raw, mut one, mut eight) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            raw.push(raw_loop(dir, &batch, budget));
-            one.push(engine_loop(dir, &batch, 1, budget));
-            eight.push(engine_loop(dir, &batch, 8, budget));
+        // The first measurement after a switch ran slower in experiments (whichever it was),
+        // so each round rotates the order: over 3 rounds each one runs once in each position.
+        for round in 0..rounds {
+            for k in 0..3 {
+                match (round + k) % 3 {
+                    0 => raw.push(raw_loop(dir, &batch, budget)),
+                    1 => one.push(engine_loop(dir, &batch, 1, budget)),
+                    _ => eight.push(engine_loop(dir, &batch, 8, budget)),
+                }
+            }
         }
         let med = |v: &[Throughput], f: fn(&Throughput) -> f64| median(&mut v.iter().map(f).collect::<Vec<_>>());
         let (raw_bps, one_bps, eight_bps) =

@@ -212,7 +212,8 @@ impl PartitionLog {
     }
 
     /// Calls `listener` with the new end offset every time the acknowledged end advances.
-    /// It runs on a writer thread: it must be quick and must not block.
+    /// It runs on the thread that ran the group commit (a writer thread, or a thread in
+    /// [`PartitionLog::append`]): it must be quick and must not block.
     pub fn add_listener(&self, listener: EndListener) {
         lock(&self.shared.listeners).push(listener);
     }
@@ -240,41 +241,54 @@ impl PartitionLog {
     /// (the writer re-stamps the CRC, so damage not caught here would be sealed in as
     /// valid data); otherwise `done` gets [`Error::InvalidBatch`].
     pub fn append_async(&self, bytes: Vec<u8>, done: AppendCallback) {
-        let header = match batch::verify(&bytes) {
-            Ok(h) if h.total_len() != bytes.len() => {
-                return done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64))))
-            }
-            Ok(h) if h.last_offset_delta != h.record_count - 1 => {
-                return done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
-                    "appended batches must have contiguous offset deltas",
-                ))))
-            }
-            Ok(h) => h,
-            Err(e) => return done(Err(e.into())),
-        };
-        let schedule = {
-            let mut q = lock(&self.shared.queue);
-            if q.closed {
-                drop(q);
-                return done(Err(Error::Closed));
-            }
-            q.items.push(Pending { bytes, header, done });
-            !std::mem::replace(&mut q.scheduled, true)
-        };
-        if schedule {
+        if self.enqueue(bytes, done) {
             self.shared.ctx.pool.schedule(Arc::clone(&self.shared));
         }
     }
 
+    /// Checks and queues a batch; returns true if the partition was idle and the caller
+    /// must get a group commit run (it is now marked scheduled).
+    fn enqueue(&self, bytes: Vec<u8>, done: AppendCallback) -> bool {
+        let header = match batch::verify(&bytes) {
+            Ok(h) if h.total_len() != bytes.len() => {
+                done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64))));
+                return false;
+            }
+            Ok(h) if h.last_offset_delta != h.record_count - 1 => {
+                done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
+                    "appended batches must have contiguous offset deltas",
+                ))));
+                return false;
+            }
+            Ok(h) => h,
+            Err(e) => {
+                done(Err(e.into()));
+                return false;
+            }
+        };
+        let mut q = lock(&self.shared.queue);
+        if q.closed {
+            drop(q);
+            done(Err(Error::Closed));
+            return false;
+        }
+        q.items.push(Pending { bytes, header, done });
+        !std::mem::replace(&mut q.scheduled, true)
+    }
+
     /// Appends one batch and waits until it is acknowledged.
+    ///
+    /// If the partition is idle, the group commit runs on the calling thread (which would
+    /// only wait otherwise), saving two thread hand-offs per append; appends that arrive
+    /// meanwhile are left to the writer pool. So listeners may run on this thread too.
     pub fn append(&self, bytes: Vec<u8>) -> Result<Appended> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.append_async(
-            bytes,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        );
+        let done: AppendCallback = Box::new(move |r| {
+            let _ = tx.send(r);
+        });
+        if self.enqueue(bytes, done) && self.shared.run_group() {
+            self.shared.ctx.pool.schedule(Arc::clone(&self.shared));
+        }
         rx.recv().unwrap_or(Err(Error::Closed))
     }
 
