@@ -1,0 +1,133 @@
+//! The online commands against a real `cairnd`: topics, produce (arguments and stdin),
+//! consume (range, follow over SSE, queue group), groups, compact, bench; and an offline
+//! command refused while the server holds the data directory.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::server::Server;
+use common::text;
+use serde_json::Value;
+
+fn run(server: &Server, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_URL", &server.url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cairn")
+}
+
+fn ok(server: &Server, args: &[&str]) -> String {
+    let out = run(server, args);
+    assert_eq!(out.status.code(), Some(0), "cairn {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(server: &Server, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(server, &all)).unwrap_or_else(|e| panic!("cairn {args:?} --json: {e}"))
+}
+
+fn ndjson(server: &Server, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    ok(server, &all).lines().map(|l| serde_json::from_str(l).expect("NDJSON line")).collect()
+}
+
+fn produce_stdin(server: &Server, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_URL", &server.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait cairn")
+}
+
+#[test]
+fn online_commands_against_cairnd() {
+    let server = Server::start();
+
+    // topics
+    let created = json(&server, &["topics", "create", "orders", "--partitions", "2"]);
+    assert_eq!(created["name"], "orders");
+    let list = json(&server, &["topics", "list"]);
+    assert!(list["topics"].as_array().unwrap().iter().any(|t| t["name"] == "orders"), "{list}");
+    assert!(ok(&server, &["topics", "list"]).contains("orders"));
+    assert!(ok(&server, &["topics", "describe", "orders"]).contains("PARTITION"));
+
+    // produce: arguments, with key and header, to one partition; then stdin lines
+    let produced = json(&server, &["produce", "orders", "a", "b", "c", "--key", "k1", "-H", "trace=abc", "-p", "0"]);
+    assert_eq!(produced["produced"], 3);
+    let out = produce_stdin(&server, &["produce", "orders", "--partition", "1"], "x\ny\nz\n");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("produced 3 message(s)"), "{}", text(&out));
+
+    // consume: everything, as NDJSON and as text
+    let all = ndjson(&server, &["consume", "orders"]);
+    assert_eq!(all.len(), 6, "{all:?}");
+    let first = all.iter().find(|m| m["partition"] == 0 && m["offset"] == 0).expect("p0@0");
+    assert_eq!(first["key"], "k1");
+    assert_eq!(first["headers"]["trace"], "abc");
+    let human = ok(&server, &["consume", "orders", "--partition", "1"]);
+    assert!(human.contains("p1@0") && human.contains("  x"), "{human}");
+    let from_one = ndjson(&server, &["consume", "orders", "-p", "0", "--offset", "1", "-n", "1"]);
+    assert_eq!(from_one.len(), 1);
+    assert_eq!(from_one[0]["offset"], 1);
+
+    // follow over server-sent events until --max-messages
+    let followed = ndjson(&server, &["consume", "orders", "--follow", "--max-messages", "6"]);
+    assert_eq!(followed.len(), 6);
+
+    // queue group: fetch, print, ack; then the group has no lag
+    let leased = ndjson(&server, &["consume", "orders", "--group", "billing"]);
+    assert_eq!(leased.len(), 6);
+    let desc = json(&server, &["groups", "describe", "billing"]);
+    let parts = desc["partitions"].as_array().expect("partitions");
+    let committed: u64 = parts.iter().map(|p| p["committed"].as_u64().unwrap()).sum();
+    assert_eq!(committed, 6, "{desc}");
+    assert!(parts.iter().all(|p| p["lag"] == 0), "{desc}");
+    assert!(ok(&server, &["groups", "describe", "billing"]).contains("COMMITTED"));
+    assert!(ok(&server, &["groups", "list"]).contains("billing"));
+    let reset = json(&server, &["groups", "reset", "billing", "--topic", "orders", "--to-earliest"]);
+    let lag: u64 = reset["offsets"].as_array().unwrap().iter().map(|o| o["lag"].as_u64().unwrap()).sum();
+    assert_eq!(lag, 6, "{reset}");
+
+    // compact: the statistics table, or a clear error while the server has no compaction
+    let out = run(&server, &["compact", "orders"]);
+    match out.status.code() {
+        Some(0) => assert!(String::from_utf8_lossy(&out.stdout).contains("compacted topic orders")),
+        Some(1) => assert!(String::from_utf8_lossy(&out.stderr).contains("compact"), "{}", text(&out)),
+        other => panic!("compact exited with {other:?}: {}", text(&out)),
+    }
+
+    // an offline command on the live server's data directory is refused
+    let out = run(&server, &["verify", "--data-dir", server.data.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is in use"), "{}", text(&out));
+
+    // errors from the server exit 1 with its code
+    let out = run(&server, &["topics", "describe", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic_not_found"), "{}", text(&out));
+
+    // bench: both phases, small
+    let bench = json(&server, &["bench", "--messages", "2000", "--size", "64", "--batch", "100", "--connections", "2"]);
+    let phases = bench["phases"].as_array().expect("phases");
+    assert_eq!(phases.len(), 2, "{bench}");
+    for p in phases {
+        assert_eq!(p["messages"], 2000, "{bench}");
+        assert!(p["latency_ms"]["p99"].as_f64().unwrap() > 0.0, "{bench}");
+    }
+
+    ok(&server, &["topics", "delete", "orders"]);
+    let list = json(&server, &["topics", "list"]);
+    assert!(!list["topics"].as_array().unwrap().iter().any(|t| t["name"] == "orders"), "{list}");
+}
