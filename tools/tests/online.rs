@@ -131,3 +131,27 @@ fn online_commands_against_cairnd() {
     let list = json(&server, &["topics", "list"]);
     assert!(!list["topics"].as_array().unwrap().iter().any(|t| t["name"] == "orders"), "{list}");
 }
+
+#[test]
+fn verify_passes_on_a_stopped_servers_data_dir() {
+    let mut server = Server::start();
+    ok(&server, &["topics", "create", "ev", "--partitions", "2", "--segment-bytes", "8192"]);
+    ok(&server, &["bench", "--topic", "ev", "--keep", "--mode", "produce", "-n", "3000", "-s", "40", "-b", "10"]);
+    assert_eq!(ndjson(&server, &["consume", "ev", "--group", "g", "-n", "50"]).len(), 50);
+    let status = server.stop();
+    assert!(status.success(), "cairnd stopped with {status}");
+    let data = server.data.path().to_str().unwrap().to_string();
+    let report = json(&server, &["verify", "--data-dir", &data, "--deep"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let ev: u64 = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["topic"] == "ev")
+        .map(|p| p["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ev, 3000, "{report}");
+    let dump = json(&server, &["dump", "--data-dir", &data, "--topic", "ev", "--partition", "0"]);
+    let segments = dump["topics"][0]["partitions"][0]["segments"].as_array().unwrap();
+    assert!(segments.len() > 1, "several segments expected");
+}

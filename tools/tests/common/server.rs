@@ -78,6 +78,16 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the server with SIGTERM (a clean shutdown) and waits for it to exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+        self.child.wait().expect("wait for cairnd")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
