@@ -60,6 +60,13 @@ fn bit_flip_in_the_middle_is_reported_with_file_and_position() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = cairn(&["verify", "--data-dir", data]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("are absent"), "the cut offsets are a gap: {}", text(&out));
+
+    // The engine opens the repaired directory; every offset but the cut batch's still reads.
+    let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open repaired dir");
+    let p = catalog.topic("events").unwrap().partition(1).unwrap();
+    assert_eq!(p.end_offset(), 200);
+    catalog.close().unwrap();
 }
 
 #[test]
@@ -108,6 +115,23 @@ fn damaged_index_is_reported_and_rebuilt() {
     let out = cairn(&["verify", "--data-dir", data, "--repair"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(fs::read(&index).unwrap(), bytes, "rebuilt index equals the engine's");
+
+    // A time-index entry whose timestamp disagrees with its batch; and garbage after the end.
+    let timeindex = first.with_extension("timeindex");
+    let time_bytes = fs::read(&timeindex).unwrap();
+    let mut damaged = time_bytes.clone();
+    damaged[0] ^= 0x01;
+    damaged.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    fs::write(&timeindex, &damaged).unwrap();
+    let out = cairn(&["verify", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first_entry = format!("DAMAGED {} at byte 0: [time index]", timeindex.display());
+    let stray = format!("DAMAGED {} at byte {}: [time index]", timeindex.display(), time_bytes.len() + 12);
+    assert!(stdout.contains(&first_entry) && stdout.contains(&stray), "{}", text(&out));
+    let out = cairn(&["verify", "--data-dir", data, "--repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(fs::read(&timeindex).unwrap(), time_bytes, "rebuilt time index equals the engine's");
 }
 
 #[test]
