@@ -76,6 +76,12 @@ fn torn_tail_is_reported_and_repaired() {
     let last = logs(dir.path(), "events", 0).pop().unwrap();
     let good_len = fs::metadata(&last).unwrap().len();
     append_garbage(&last, &[0x5a; 30]);
+    // After a clean shutdown everything was synced: a bad tail is not a torn write.
+    let out = cairn(&["verify", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[CORRUPTION]"), "{}", text(&out));
+    // After a crash (no clean-shutdown marker) it is a torn tail, cut without --force.
+    fs::remove_file(dir.path().join(".clean-shutdown")).expect("the catalog closed cleanly");
     let out = cairn(&["verify", "--data-dir", data]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);

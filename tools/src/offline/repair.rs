@@ -1,8 +1,9 @@
 //! `cairn verify --repair`: fix what a check found, never silently losing acknowledged data.
 //!
-//! - A torn tail (a bad batch with nothing good after it in the partition) is cut off, as the
-//!   server would at open: the file is truncated and fsynced, and the partition's later,
-//!   empty segments are removed. Those bytes were never acknowledged.
+//! - A torn tail (a bad batch with nothing good after it in the partition, in a directory the
+//!   server did not shut down cleanly) is cut off, as the server would at open: the file is
+//!   truncated and fsynced, and the partition's later, empty segments are removed. Those
+//!   bytes were never acknowledged. After a clean shutdown a bad last batch is corruption.
 //! - Damaged or missing index files are rebuilt from the log, by the engine's rule (an entry
 //!   for each batch at least `INDEX_INTERVAL_BYTES` past the previous one; a time entry with
 //!   it when the timestamp grows), written aside and renamed into place. The engine would
@@ -91,7 +92,7 @@ fn plan_partition(plan: &mut Plan, detail: &PartitionDetail) {
         rebuild.insert(files.base);
         match scan.damage.as_slice() {
             [only] if only.end == scan.len => {
-                let torn = only.resumes_at.is_none() && later_empty;
+                let torn = only.resumes_at.is_none() && later_empty && detail.tail_may_be_torn;
                 plan.steps.push(Step::Truncate {
                     seg: files.clone(),
                     at: only.start,

@@ -3,7 +3,8 @@
 //! the time index — and report each damaged file with the byte position of the damage.
 //!
 //! What counts as damage (exit status 1): a bad batch (a *torn tail* if nothing good follows
-//! it in the partition, else *corruption*: acknowledged data in the middle), records that do
+//! it in the partition and the server did not shut down cleanly — the rule recovery uses —
+//! else *corruption*: acknowledged data), records that do
 //! not decode (`--deep`), offsets going backwards, index or time-index entries that disagree
 //! with the log, and an unreadable `topic.json`. What is only noted: missing index files and
 //! leftovers of interrupted work (the server rebuilds or removes them at open), offset gaps
@@ -29,6 +30,9 @@ use crate::outcome::Outcome;
 #[derive(Debug)]
 pub struct PartitionDetail {
     pub segments: Vec<(SegmentFiles, SegmentScan)>,
+    /// Whether a bad batch at the very end may be a torn write: not after a clean shutdown
+    /// (`.clean-shutdown` is written only once everything was synced), only after a crash.
+    pub tail_may_be_torn: bool,
     /// Base offsets of segments whose index files are damaged or missing.
     pub rebuild_indexes: BTreeSet<u64>,
 }
@@ -138,7 +142,9 @@ fn check_partition(
     bar: &ProgressBar,
 ) -> anyhow::Result<PartitionDetail> {
     let problems_before = report.problems.len();
-    let mut detail = PartitionDetail { segments: Vec::new(), rebuild_indexes: BTreeSet::new() };
+    let clean = data_dir_of(dir).join(cairn_storage::format::CLEAN_SHUTDOWN_FILE).exists();
+    let mut detail =
+        PartitionDetail { segments: Vec::new(), tail_may_be_torn: !clean, rebuild_indexes: BTreeSet::new() };
     if let Err(reason) = walk::recovery_point(dir) {
         let path = dir.join(cairn_storage::format::RECOVERY_POINT_FILE);
         report.notes.push(Note::new(
@@ -193,7 +199,7 @@ fn classify_damage(report: &mut Report, detail: &PartitionDetail) {
         let later_empty = segs[i + 1..].iter().all(|(_, s)| s.len == 0);
         for (j, d) in scan.damage.iter().enumerate() {
             let last_in_file = j + 1 == scan.damage.len() && d.end == scan.len && d.resumes_at.is_none();
-            if last_in_file && later_empty {
+            if last_in_file && later_empty && detail.tail_may_be_torn {
                 report.problems.push(Problem::new(
                     Kind::TornTail,
                     files.log.clone(),
@@ -216,6 +222,11 @@ fn classify_damage(report: &mut Report, detail: &PartitionDetail) {
             }
         }
     }
+}
+
+/// The data directory of a partition directory (`<data>/topics/<topic>/<p>`).
+fn data_dir_of(partition_dir: &Path) -> &Path {
+    partition_dir.ancestors().nth(3).unwrap_or(partition_dir)
 }
 
 /// What cutting out a damaged region loses, in bytes and offsets.
