@@ -1,7 +1,9 @@
 //! Offline commands on the data directory of a stopped server: `verify` (with `--repair`)
 //! and `dump`. They never run beside a live server: each takes the data directory's lock
 //! (`.lock`, an exclusive `flock`, the same one `cairnd` holds while it runs) first and
-//! refuses with a clear message if it is held.
+//! refuses with a clear message if it is held. A lock still held is retried for up to
+//! [`LOCK_WAIT_MS`], so a server that is just exiting (or a process that inherited the lock
+//! file descriptor for the moment between fork and exec) is waited for, not reported.
 
 pub mod dump;
 pub mod repair;
@@ -10,10 +12,16 @@ pub mod verify;
 pub mod walk;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cairn_storage::format::{LOCK_FILE, TOPICS_DIR};
 use cairn_storage::{DirLock, Error as StorageError};
+
+/// How long a held lock is retried before the command is refused.
+pub const LOCK_WAIT_MS: u64 = 1000;
+/// Pause between attempts to take a held lock.
+const LOCK_RETRY_MS: u64 = 50;
 
 /// Takes the data directory's lock, or explains why not. Holding the returned value keeps
 /// a server from opening the directory meanwhile.
@@ -28,7 +36,13 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DirLock> {
             dir.display()
         );
     }
-    match DirLock::acquire(dir, LOCK_FILE) {
+    let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
+    let mut attempt = DirLock::acquire(dir, LOCK_FILE);
+    while matches!(attempt, Err(StorageError::Locked { .. })) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(LOCK_RETRY_MS));
+        attempt = DirLock::acquire(dir, LOCK_FILE);
+    }
+    match attempt {
         Ok(lock) => Ok(lock),
         Err(StorageError::Locked { .. }) => Err(anyhow::anyhow!(
             "data directory {} is in use: a running server (or another tool) holds its lock {}; \
