@@ -38,20 +38,20 @@ def make_app(broker_url: str, results_dir: str, marks_dir: str, visibility_timeo
         except FileNotFoundError:
             return []
 
-    @app.task(name="t.add")
+    @app.task(name="t.add", shared=False)
     def add(x, y):
         return x + y
 
-    @app.task(name="t.echo")
+    @app.task(name="t.echo", shared=False)
     def echo(value):
         return value
 
-    @app.task(name="t.mark")
+    @app.task(name="t.mark", shared=False)
     def mark_task(key):
         mark(key, f"{os.getpid()} {time.time():.3f}")
         return key
 
-    @app.task(name="t.flaky", bind=True, max_retries=5)
+    @app.task(name="t.flaky", bind=True, max_retries=5, shared=False)
     def flaky(self, key, failures):
         """Fails ``failures`` times (retrying itself), then succeeds; returns the attempts."""
         mark(key, str(self.request.retries))
@@ -60,7 +60,7 @@ def make_app(broker_url: str, results_dir: str, marks_dir: str, visibility_timeo
             raise self.retry(countdown=0.2)
         return attempts
 
-    @app.task(name="t.slow", acks_late=True)
+    @app.task(name="t.slow", acks_late=True, shared=False)
     def slow(key, seconds):
         """Marks ``started <pid>``, works ``seconds``, marks ``done <pid>``."""
         mark(key, f"started {os.getpid()}")

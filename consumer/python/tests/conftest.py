@@ -89,15 +89,20 @@ class Proc:
                 pass
         self.p.wait(timeout=60)
 
-    def stop(self, timeout=20.0):
+    def stop(self, timeout=30.0):
+        """SIGTERM to the main process only (a Celery warm shutdown stops its own pool), then
+        SIGKILL to whatever is left of the group."""
         if self.p.poll() is None:
             try:
-                os.killpg(self.p.pid, signal.SIGTERM)
+                self.p.send_signal(signal.SIGTERM)
                 self.p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
-            except ProcessLookupError:
                 pass
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.p.wait(timeout=60)
 
 
 class Cairnd:
@@ -176,7 +181,7 @@ class Workers:
         self._n += 1
         name = f"w{self._n}-{os.getpid()}@%h"
         args = [str(VENV_BIN / "celery"), "-A", "celery_app", "worker", "-P", "prefork",
-                "-c", str(concurrency), "-n", name, "--loglevel=INFO"]
+                "-c", str(concurrency), "-n", name, "--loglevel=" + os.environ.get("CELERY_LOGLEVEL", "INFO") + ""]
         if queues:
             args += ["-Q", queues]
         proc = Proc(args, env=self.env(), cwd=str(HERE), name=f"worker{self._n}")

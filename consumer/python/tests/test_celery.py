@@ -106,13 +106,13 @@ def test_queued_tasks_survive_sigkill_of_cairnd(own_cairnd, workdir):
 def test_celery_inspect_ping_answers(workers):
     w = workers.start()
     name = w.wait_for(r"(w\d+-\d+@\S+) ready\.").group(1)
-    out = workers.celery("inspect", "ping", "--timeout", "5")
+    out = workers.celery("inspect", "ping", "--timeout", "10", "-d", name)  # answers as soon as it replies
     assert out.returncode == 0, out.stdout + out.stderr
     assert "pong" in out.stdout and name in out.stdout, out.stdout
     # and in-process, through the app's control API (twice: the reply binding is reused)
     app = client_app(workers)
     for _ in range(2):
-        replies = app.control.ping(timeout=5)
+        replies = app.control.ping(destination=[name], timeout=10)
         assert any(name in r for r in replies), replies
 
 

@@ -23,8 +23,10 @@ import time
 from .client import CairnClient
 
 BINDINGS_TOPIC = "kombu.bindings"
-#: Minimum seconds between two re-reads for the same missing (exchange, routing key).
+#: Seconds between two re-reads for the same missing (exchange, routing key): the first miss
+#: always re-reads; repeated misses (events nobody listens to) back off, doubling up to the max.
 MISS_REFRESH_S_MIN = 1.0
+MISS_REFRESH_S_MAX = 60.0
 
 
 class BindingRegistry:
@@ -37,7 +39,7 @@ class BindingRegistry:
         self._table: dict[str, dict[tuple[str, str], str]] = {}
         self._loaded = False
         self._topic_ready = False
-        self._last_miss: dict[tuple[str, str], float] = {}
+        self._last_miss: dict[tuple[str, str], tuple[float, float]] = {}
 
     def table(self, exchange: str) -> dict[tuple[str, str], str]:
         if not self._loaded:
@@ -62,14 +64,18 @@ class BindingRegistry:
         """Re-reads the log after a failed lookup, unless done for this key very recently."""
         now = time.monotonic()
         key = (exchange, routing_key)
-        last = self._last_miss.get(key)
-        if last is not None and now - last < MISS_REFRESH_S_MIN:
+        last, wait = self._last_miss.get(key, (None, MISS_REFRESH_S_MIN / 2))
+        if last is not None and now - last < wait:
             return False
         if len(self._last_miss) > 10_000:
             self._last_miss.clear()
-        self._last_miss[key] = now
+        self._last_miss[key] = (now, min(wait * 2, MISS_REFRESH_S_MAX))
         self.refresh()
         return True
+
+    def found(self, exchange: str, routing_key: str) -> None:
+        """A re-read found the key: its next miss re-reads at once again."""
+        self._last_miss.pop((exchange, routing_key), None)
 
     def bind(self, exchange: str, routing_key: str, queue: str, type_: str) -> None:
         if self.table(exchange).get((routing_key, queue)) == type_:

@@ -285,8 +285,11 @@ class Channel(virtual.Channel):
 
     def _lookup(self, exchange, routing_key, default=None):
         found = super()._lookup(exchange, routing_key, default)
-        if not found and exchange and self._transport.bindings.refresh_on_miss(exchange, routing_key):
+        bindings = self._transport.bindings
+        if not found and exchange and bindings.refresh_on_miss(exchange, routing_key):
             found = super()._lookup(exchange, routing_key, default)
+            if found:
+                bindings.found(exchange, routing_key)
         return found
 
     def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
