@@ -236,22 +236,33 @@ impl OffsetIndex {
     /// The last entry (relative offset, position) whose relative offset is <= `relative`;
     /// `None` if there is none (start at the segment's first batch).
     pub fn lookup(&self, relative: u64) -> Option<(u32, u64)> {
-        let n = self.0.len();
-        let (mut lo, mut hi) = (0usize, n);
+        match self.partition_point(|rel, _| u64::from(rel) <= relative) {
+            0 => None,
+            n => {
+                let (rel, pos) = self.entry(n - 1);
+                Some((rel, u64::from(pos)))
+            }
+        }
+    }
+
+    /// The index of the first entry at or after `from` for which `pred(relative offset,
+    /// position)` is false, by binary search (`pred` must hold on a prefix of the entries).
+    pub fn partition_point_from(&self, from: usize, mut pred: impl FnMut(u32, u32) -> bool) -> usize {
+        let (mut lo, mut hi) = (from.min(self.0.len()), self.0.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if u64::from(self.entry(mid).0) <= relative {
+            let (rel, pos) = self.entry(mid);
+            if pred(rel, pos) {
                 lo = mid + 1;
             } else {
                 hi = mid;
             }
         }
-        if lo == 0 {
-            None
-        } else {
-            let (rel, pos) = self.entry(lo - 1);
-            Some((rel, u64::from(pos)))
-        }
+        lo
+    }
+
+    fn partition_point(&self, pred: impl FnMut(u32, u32) -> bool) -> usize {
+        self.partition_point_from(0, pred)
     }
 
     /// Position of the last entry (the start of a batch), or 0.

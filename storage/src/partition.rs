@@ -15,7 +15,7 @@ use crate::batch::{self, BatchHeader, DecodedBatch};
 use crate::config::TopicConfig;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::segment::{log_bytes, BatchCursor, Segment, StoredBatch};
+use crate::segment::{log_bytes, BatchCursor, Segment, SegmentMaps, StoredBatch};
 use crate::writer::ActiveWriter;
 
 /// Completion of an append: called once, on a writer thread, with the outcome.
@@ -407,8 +407,8 @@ impl PartitionLog {
     }
 
     /// The first offset whose timestamp is >= `ts` (the end offset if there is none).
-    /// Every batch walked is CRC-checked (a damaged length or timestamp must not skip
-    /// records); damage is an [`Error::Corruption`].
+    /// Every batch walked is CRC-checked, so a damaged length or timestamp cannot make the
+    /// walk skip records: damage is an [`Error::Corruption`].
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {
         let end = self.end_offset();
         let first = {
@@ -418,18 +418,8 @@ impl PartitionLog {
         let mut seg = first;
         while let Some(s) = seg {
             let maps = self.shared.ctx.cache.maps(&s)?;
-            let rel = maps.timeindex.lookup(ts);
-            let entry = maps.index.lookup(rel);
-            let acked = s.acked_len();
-            let log = maps.log_prefix(acked);
-            let mut pos = entry.map_or(0, |(rel, pos)| checked_index_position(&s, log, rel, pos));
-            // Timestamps never decrease, so the batch we start from must be older than `ts`;
-            // if it is not, the time index is doubtful: walk the segment from its start.
-            if pos > 0 && BatchHeader::parse(&log[pos..]).map_or(true, |h| h.first_timestamp >= ts) {
-                tracing::warn!(file = %s.log_path.display(), "time index entry does not match the log; scanning");
-                pos = 0;
-            }
-            let mut cursor = BatchCursor { log, pos };
+            let log = maps.log_prefix(s.acked_len());
+            let mut cursor = BatchCursor { log, pos: time_walk_start(&s, &maps, log, ts) };
             while let Some(h) = cursor.peek() {
                 let at = cursor.pos;
                 let h = h
@@ -485,6 +475,42 @@ fn checked_index_position(seg: &Segment, log: &[u8], rel: u32, pos: u64) -> usiz
             tracing::warn!(file = %seg.log_path.display(), "index entry ({rel}, {pos}) does not match the log; scanning");
             0
         }
+    }
+}
+
+/// Where to start walking a segment for the first record with timestamp >= `ts`: the last
+/// indexed batch older than `ts`. The time index gives a first candidate; a binary search over
+/// the offset-index entries after it (reading their batch headers) narrows it down to within
+/// one index interval, however many batches share a millisecond. The headers read by the
+/// search are not trusted: the chosen batch is CRC-checked and must be older than `ts`, and
+/// since timestamps never decrease within a partition, no record before it can be as new as
+/// `ts`. If that check fails the segment is walked from its start.
+fn time_walk_start(seg: &Segment, maps: &SegmentMaps, log: &[u8], ts: i64) -> usize {
+    let base = seg.base_offset;
+    let header = |rel: u32, pos: u32| {
+        let pos = pos as usize;
+        (pos < log.len())
+            .then(|| BatchHeader::parse(&log[pos..]).ok())
+            .flatten()
+            .filter(|h| h.base_offset == base + u64::from(rel))
+    };
+    let hint = maps.timeindex.lookup(ts);
+    let from = maps.index.partition_point_from(0, |rel, _| u64::from(rel) <= hint).saturating_sub(1);
+    let n = maps.index.partition_point_from(from, |rel, pos| header(rel, pos).is_some_and(|h| h.max_timestamp < ts));
+    if n == 0 {
+        return 0;
+    }
+    let (rel, pos) = maps.index.entry(n - 1);
+    let start = pos as usize;
+    let older = header(rel, pos)
+        .and_then(|h| (start + h.total_len() <= log.len()).then_some(h))
+        .and_then(|h| batch::verify(&log[start..start + h.total_len()]).ok())
+        .is_some_and(|h| h.max_timestamp < ts);
+    if older {
+        start
+    } else {
+        tracing::warn!(file = %seg.log_path.display(), "index entry ({rel}, {pos}) does not match the log; scanning");
+        0
     }
 }
 
