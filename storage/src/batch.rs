@@ -161,16 +161,55 @@ pub fn verify(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     Ok(header)
 }
 
-/// Sets a batch's base offset and timestamps (keeping the spread between first and max
-/// timestamp) and recomputes its CRC. The batch must have passed [`verify`] or come from
-/// [`BatchBuilder::finish`].
-pub fn stamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
+/// As [`verify`] for a batch that must be exactly `buf`, also returning the CRC-32 of its
+/// records section, so that [`stamp_with_section_crc`] can re-stamp the header without
+/// reading the records again. (CRC-32 is linear: the batch's CRC is the header's combined
+/// with the section's.)
+pub fn verify_with_section_crc(buf: &[u8]) -> Result<(BatchHeader, u32), BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if buf.len() != header.total_len() {
+        return Err(BatchError::BadLength(buf.len() as u64));
+    }
+    let section = crc32fast::hash(&buf[BATCH_HEADER_LEN..]);
+    let computed = crc_with_section(buf, section);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
+    }
+    Ok((header, section))
+}
+
+/// The batch CRC from its header bytes and the CRC of its records section.
+fn crc_with_section(batch: &[u8], section_crc: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&batch[..CRC_POS]);
+    h.update(&batch[CRC_START..BATCH_HEADER_LEN]);
+    let section_len = (batch.len() - BATCH_HEADER_LEN) as u64;
+    h.combine(&crc32fast::Hasher::new_with_initial_len(section_crc, section_len));
+    h.finalize()
+}
+
+/// As [`stamp`], given the CRC of the records section (from [`verify_with_section_crc`]):
+/// only the 43 header bytes are read.
+pub fn stamp_with_section_crc(batch: &mut [u8], base_offset: u64, first_timestamp: i64, section_crc: u32) {
+    set_stamp_fields(batch, base_offset, first_timestamp);
+    let crc = crc_with_section(batch, section_crc);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn set_stamp_fields(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
     debug_assert!(batch.len() >= BATCH_HEADER_LEN);
     let spread = (u64_at(batch, MAX_TIMESTAMP_POS) as i64).saturating_sub(u64_at(batch, FIRST_TIMESTAMP_POS) as i64);
     batch[BASE_OFFSET_POS..BASE_OFFSET_POS + 8].copy_from_slice(&base_offset.to_le_bytes());
     batch[FIRST_TIMESTAMP_POS..FIRST_TIMESTAMP_POS + 8].copy_from_slice(&first_timestamp.to_le_bytes());
     let max = first_timestamp.saturating_add(spread);
     batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&max.to_le_bytes());
+}
+
+/// Sets a batch's base offset and timestamps (keeping the spread between first and max
+/// timestamp) and recomputes its CRC. The batch must have passed [`verify`] or come from
+/// [`BatchBuilder::finish`].
+pub fn stamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
+    set_stamp_fields(batch, base_offset, first_timestamp);
     let crc = compute_crc(batch);
     batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
 }
@@ -647,6 +686,26 @@ mod tests {
             if let Ok(d) = DecodedBatch::new(&b) {
                 let _ = d.collect_checked();
             }
+        }
+
+        #[test]
+        fn stamping_with_the_section_crc_equals_a_full_stamp(
+            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..6),
+            base in any::<u64>(), ts in any::<i64>(), zstd in any::<bool>()) {
+            let mut b = BatchBuilder::with_codec(if zstd { Codec::Zstd(1) } else { Codec::None });
+            for v in &values {
+                b.push(None, Some(v), []);
+            }
+            let mut full = b.finish(0, 0).unwrap();
+            let (h, section) = verify_with_section_crc(&full).unwrap();
+            prop_assert_eq!(h, verify(&full).unwrap());
+            let mut fast = full.clone();
+            stamp(&mut full, base, ts);
+            stamp_with_section_crc(&mut fast, base, ts, section);
+            prop_assert_eq!(&fast, &full);
+            prop_assert!(verify(&fast).is_ok());
+            fast[BATCH_HEADER_LEN] ^= 1;
+            prop_assert!(verify_with_section_crc(&fast).is_err());
         }
 
         #[test]

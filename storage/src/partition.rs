@@ -37,6 +37,8 @@ pub struct Appended {
 pub(crate) struct Pending {
     pub bytes: Vec<u8>,
     pub header: BatchHeader,
+    /// CRC-32 of the records section, so the writer re-stamps only the header.
+    pub section_crc: u32,
     pub done: AppendCallback,
 }
 
@@ -249,18 +251,14 @@ impl PartitionLog {
     /// Checks and queues a batch; returns true if the partition was idle and the caller
     /// must get a group commit run (it is now marked scheduled).
     fn enqueue(&self, bytes: Vec<u8>, done: AppendCallback) -> bool {
-        let header = match batch::verify(&bytes) {
-            Ok(h) if h.total_len() != bytes.len() => {
-                done(Err(Error::InvalidBatch(batch::BatchError::BadLength(bytes.len() as u64))));
-                return false;
-            }
-            Ok(h) if h.last_offset_delta != h.record_count - 1 => {
+        let (header, section_crc) = match batch::verify_with_section_crc(&bytes) {
+            Ok((h, _)) if h.last_offset_delta != h.record_count - 1 => {
                 done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
                     "appended batches must have contiguous offset deltas",
                 ))));
                 return false;
             }
-            Ok(h) => h,
+            Ok(checked) => checked,
             Err(e) => {
                 done(Err(e.into()));
                 return false;
@@ -272,7 +270,7 @@ impl PartitionLog {
             done(Err(Error::Closed));
             return false;
         }
-        q.items.push(Pending { bytes, header, done });
+        q.items.push(Pending { bytes, header, section_crc, done });
         !std::mem::replace(&mut q.scheduled, true)
     }
 
