@@ -135,10 +135,15 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
     for seg in segments.values().filter(|s| s.base_offset != active.base_offset) {
         seg.sealed.store(true, std::sync::atomic::Ordering::Release);
     }
-    let (len, end_offset) = (active.acked_len(), active.next_offset());
+    let (len, end_offset, active_base) = (active.acked_len(), active.next_offset(), active.base_offset);
     let writer = ActiveWriter::open(active, segment_bytes, len, end_offset, last_ts, false)?;
     if !clean {
         fsutil::sync_dir(dir)?;
+        // Everything below the active segment is now checked and its indexes sealed: the
+        // next crash need not scan it again.
+        if recovery_point < active_base {
+            write_recovery_point(dir, active_base)?;
+        }
     }
     let start_offset = segments.keys().next().copied().unwrap_or(0);
     Ok(Opened { segments, writer, start_offset, end_offset })

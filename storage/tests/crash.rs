@@ -150,3 +150,24 @@ fn zero_filled_tail_is_truncated() {
     assert_eq!(p.end_offset(), written.last().unwrap().0 + 1);
     assert_eq!(fs::metadata(&log).unwrap().len(), len);
 }
+
+/// A crash recovery that scanned sealed segments records a new recovery point, so the next
+/// crash does not scan them again (proved by damage it then does not notice at open).
+#[test]
+fn crash_recovery_advances_the_recovery_point() {
+    let (template, _) = crashed_template();
+    let part = part_dir(template.path(), TOPIC, 0);
+    fs::remove_file(part.join(RECOVERY_POINT_FILE)).unwrap();
+    let active_base = {
+        let cat = open(template.path(), None).unwrap();
+        cat.topic(TOPIC).unwrap().partition(0).unwrap().segments().last().unwrap().base_offset
+    }; // dropped: a second crash
+    let rp = fs::read(part.join(RECOVERY_POINT_FILE)).unwrap();
+    assert_eq!(&rp[..8], &active_base.to_le_bytes());
+    // Damage a sealed segment's first batch: below the recovery point, it is not scanned.
+    let first = logs(&part).remove(0);
+    flip(&first, 60, 0x01); // in the records, past the header open reads
+    let cat = open(template.path(), None).unwrap();
+    let p = cat.topic(TOPIC).unwrap().partition(0).unwrap();
+    assert!(matches!(p.read(0, 1), Err(Error::Corruption { .. })), "found on read instead");
+}
