@@ -364,6 +364,11 @@ impl PartitionLog {
             let h = match h.and_then(|h| batch::verify(&log[at..at + h.total_len()])) {
                 Ok(h) => h,
                 Err(e) => {
+                    if let Some(next) = skippable_damaged_batch(log, at, offset) {
+                        tracing::warn!(file = %seg.log_path.display(), position = at, "stepping over a damaged batch below the requested offset: {e}");
+                        cursor.pos = next;
+                        continue;
+                    }
                     if out.batches.is_empty() && found.is_empty() {
                         return Err(seg.corruption(at as u64, e));
                     }
@@ -463,6 +468,20 @@ impl PartitionLog {
 /// agrees with it (a batch of offset `base + rel` starts at `pos`); otherwise the index is
 /// doubtful (damaged on disk) and the segment is walked from its start, which is slower but
 /// correct.
+/// Where the walk may resume after the damaged batch at `at`, when that batch lies wholly
+/// below `offset` (a read of later positions must keep working) and its claimed extent is
+/// proven by the batch right after it: CRC-valid and starting exactly at the damaged one's
+/// claimed next offset. Anything less (an unreadable header, a batch that may hold `offset`,
+/// no proof of where it ends) is `None`: the damage is reported, never stepped over blindly.
+fn skippable_damaged_batch(log: &[u8], at: usize, offset: u64) -> Option<usize> {
+    let claimed = BatchHeader::parse(&log[at..]).ok().filter(|h| h.last_offset() < offset)?;
+    let next = at.checked_add(claimed.total_len()).filter(|&n| n < log.len())?;
+    let following = BatchHeader::parse(&log[next..]).ok()?;
+    let end = next.checked_add(following.total_len()).filter(|&e| e <= log.len())?;
+    let following = batch::verify(&log[next..end]).ok()?;
+    (following.base_offset == claimed.next_offset()).then_some(next)
+}
+
 fn checked_index_position(seg: &Segment, log: &[u8], rel: u32, pos: u64) -> usize {
     let agrees = usize::try_from(pos).ok().filter(|&p| p < log.len()).and_then(|p| {
         BatchHeader::parse(&log[p..]).ok().filter(|h| h.base_offset == seg.base_offset + u64::from(rel)).map(|_| p)

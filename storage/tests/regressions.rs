@@ -163,3 +163,34 @@ fn topic_admin_after_close_is_refused() {
     assert!(!part_dir(dir.path(), "t", 1).exists());
     assert!(part_dir(dir.path(), "t", 0).exists());
 }
+
+/// "Reads of other positions go on working" (API.md): a batch with damaged contents but an
+/// intact extent (proven by the CRC-valid batch right after it, at its claimed next offset)
+/// is stepped over by reads of later offsets that walk through it; reading it still fails.
+#[test]
+fn reads_step_over_a_damaged_batch_below_the_requested_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let cat = open(dir.path(), None).unwrap();
+        let p = cat.create_topic("t", small(16384)).unwrap().partition(0).unwrap();
+        for i in 0..20u8 {
+            p.append(batch_of_len(2048, i)).unwrap();
+        }
+        cat.close().unwrap();
+    }
+    let log = logs(&part_dir(dir.path(), "t", 0)).remove(0);
+    let positions = batch_positions(&log);
+    assert_eq!((positions[2].0, positions[2].1.base_offset), (4096, 2));
+    flip(&log, 4096 + 1000, 0x01); // inside the records of offset 2's batch
+    let cat = open(dir.path(), None).unwrap();
+    let p = cat.topic("t").unwrap().partition(0).unwrap();
+    match p.read(2, 1) {
+        Err(Error::Corruption { file, position, .. }) => assert_eq!((file, position), (log.clone(), 4096)),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    // The walk to offset 3 starts at the index entry of offset 2's batch and steps over it.
+    assert_eq!(p.read(3, 1).unwrap().batches[0].header.base_offset, 3);
+    // A read from before the damage stops before it, returning what precedes it.
+    let r = p.read(0, 1 << 20).unwrap();
+    assert_eq!(r.batches.iter().map(|b| b.header.base_offset).collect::<Vec<_>>(), vec![0, 1]);
+}
