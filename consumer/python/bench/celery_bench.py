@@ -48,7 +48,7 @@ env = dict(os.environ, PYTHONPATH=HERE)
 w = subprocess.Popen(
     [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "bench_app", "worker", "-P", "prefork",
      "-c", str(conc), "-Q", "bench", "--loglevel=INFO", "-n", f"bench{os.getpid()}@%h"],
-    cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    cwd=HERE, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
 )
 ready = threading.Event()
 
@@ -73,7 +73,14 @@ with Connection(url) as c:
         time.sleep(0.01)
 drain_s = time.monotonic() - t1
 w.terminate()
-w.wait(60)
+try:
+    w.wait(30)
+except subprocess.TimeoutExpired:
+    pass
+try:
+    os.killpg(w.pid, 9)  # whatever is left of the worker and its pool
+except ProcessLookupError:
+    pass
 scheme = url.split(":", 1)[0]
 print(f"RESULT broker={scheme} tasks={n} concurrency={conc} publish_s={publish_s:.2f} "
       f"publish_tasks_per_s={(n - 1) / publish_s:.0f} drain_s={drain_s:.2f} drain_tasks_per_s={n / drain_s:.0f}")
