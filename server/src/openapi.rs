@@ -216,7 +216,7 @@ fn schemas() -> Value {
                 "properties": {"partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0}}}}}},
         "OffsetsReply": {"type": "object", "properties": {"offsets": {"type": "array", "items": {"type": "object", "properties": {
             "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
-            "end_offset": {"type": "integer"}, "lag": {"type": "integer"}}}}}},
+            "end_offset": {"type": "integer"}, "lag": {"type": "integer"}, "in_flight": {"type": "integer"}}}}}},
         "ResetRequest": {"type": "object", "required": ["topic", "to"], "additionalProperties": false, "properties": {
             "topic": {"type": "string"},
             "to": {"oneOf": [{"type": "string", "enum": ["earliest", "latest"]},
@@ -236,7 +236,9 @@ fn schemas() -> Value {
             "messages": {"type": "array", "maxItems": 10000, "items": {"type": "object", "required": ["partition", "offset"],
                 "additionalProperties": false, "properties": {
                 "partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0},
-                "delay_ms": {"type": "integer", "minimum": 0, "maximum": 43200000}}}},
+                "delay_ms": {"type": "integer", "minimum": 0, "maximum": 43200000},
+                "delivery": {"type": "integer", "minimum": 1,
+                    "description": "The fetch's delivery number: nack, extend and reject then act only if that delivery still holds the lease."}}}},
             "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000},
             "reason": {"type": "string"}}},
         "ReadReply": {"type": "object", "properties": {

@@ -420,12 +420,9 @@ impl GroupEngine {
                 let t = self.topic(name)?;
                 Ok(t.partitions()
                     .iter()
-                    .map(|part| {
-                        let committed = g
-                            .cursors
-                            .get(&(name.to_string(), part.partition()))
-                            .map_or_else(|| Self::start_position(&g.config, part), Cursor::committed);
-                        offset_view(part, committed)
+                    .map(|part| match g.cursors.get(&(name.to_string(), part.partition())) {
+                        Some(c) => offset_view(part, c.committed(), c.in_flight()),
+                        None => offset_view(part, Self::start_position(&g.config, part), 0),
                     })
                     .collect())
             }
@@ -436,7 +433,10 @@ impl GroupEngine {
                 Ok(g.cursors
                     .iter()
                     .filter_map(|((t, p), c)| {
-                        self.catalog.topic(t)?.partition(*p).map(|part| offset_view(&part, c.committed()))
+                        self.catalog
+                            .topic(t)?
+                            .partition(*p)
+                            .map(|part| offset_view(&part, c.committed(), c.in_flight()))
                     })
                     .collect())
             }
@@ -488,7 +488,7 @@ impl GroupEngine {
             targets.push((part.clone(), off));
         }
         self.set_positions(group, &targets, true).await?;
-        Ok(targets.iter().map(|(part, off)| offset_view(part, *off)).collect())
+        Ok(targets.iter().map(|(part, off)| offset_view(part, *off, 0)).collect())
     }
 
     /// Prometheus lines for every group and partition.
@@ -522,7 +522,7 @@ impl GroupEngine {
     }
 }
 
-fn offset_view(part: &PartitionLog, committed: u64) -> OffsetView {
+fn offset_view(part: &PartitionLog, committed: u64, in_flight: usize) -> OffsetView {
     let end = part.end_offset();
     OffsetView {
         topic: part.topic().to_string(),
@@ -530,6 +530,7 @@ fn offset_view(part: &PartitionLog, committed: u64) -> OffsetView {
         offset: committed,
         end_offset: end,
         lag: end.saturating_sub(committed),
+        in_flight,
     }
 }
 

@@ -38,6 +38,18 @@ pub struct MessageRef {
     pub offset: u64,
     /// nack only: redeliver after this long.
     pub delay_ms: Option<u64>,
+    /// The delivery this request is about (the fetch's `delivery`). When given, a nack,
+    /// extend or reject acts only if that delivery still holds the lease, so a worker whose
+    /// lease expired cannot release, extend or dead-letter the next holder's message. Acks
+    /// are always taken: the work was done.
+    pub delivery: Option<u32>,
+}
+
+impl MessageRef {
+    /// Whether this request may act on the message's current lease in `cursor`.
+    fn holds(&self, cursor: &Cursor) -> bool {
+        self.delivery.is_none_or(|d| cursor.lease(self.offset).is_some_and(|l| l.delivery == d))
+    }
 }
 
 /// A message to append to a dead-letter topic.
@@ -254,6 +266,9 @@ impl GroupEngine {
             let now = Instant::now();
             for (part, r) in &resolved {
                 let cursor = self.cursor(&mut g, group, part, &mut pending);
+                if !r.holds(cursor) {
+                    continue;
+                }
                 if let Some(n) = cursor.nack(r.offset, r.delay_ms.map(Duration::from_millis), now, max) {
                     let reason = format!("nacked after {n} deliveries (max_deliveries {max})");
                     dead.push(DeadJob { part: part.clone(), offset: r.offset, deliveries: n, reason });
@@ -282,7 +297,9 @@ impl GroupEngine {
         let deadline = Instant::now() + Duration::from_millis(ms);
         for (part, r) in &resolved {
             if let Some(c) = g.cursors.get_mut(&(topic.to_string(), part.partition())) {
-                c.extend(r.offset, deadline);
+                if r.holds(c) {
+                    c.extend(r.offset, deadline);
+                }
             }
         }
         Ok(())
@@ -306,7 +323,7 @@ impl GroupEngine {
             for (part, r) in &resolved {
                 let cursor = self.cursor(&mut g, group, part, &mut pending);
                 let n = cursor.deliveries(r.offset);
-                if cursor.start_dead_letter(r.offset) {
+                if r.holds(cursor) && cursor.start_dead_letter(r.offset) {
                     let reason = reason.unwrap_or("rejected").to_string();
                     dead.push(DeadJob { part: part.clone(), offset: r.offset, deliveries: n, reason });
                 }

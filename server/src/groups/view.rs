@@ -25,7 +25,10 @@ pub struct OffsetView {
     pub partition: u32,
     pub offset: u64,
     pub end_offset: u64,
+    /// `end_offset - offset`: messages not yet done, leased ones included.
     pub lag: u64,
+    /// Of those, leased right now (so `lag - in_flight` are waiting to be delivered).
+    pub in_flight: usize,
 }
 
 /// A group's state in one partition (`GET /v1/groups/{group}`).

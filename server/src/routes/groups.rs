@@ -239,6 +239,8 @@ struct RefBody {
     offset: u64,
     #[serde(default)]
     delay_ms: Option<u64>,
+    #[serde(default)]
+    delivery: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -268,7 +270,7 @@ async fn message_refs(
         if m.delay_ms.is_some_and(|d| d > NACK_DELAY_MS_MAX) {
             return Err(ApiError::bad_request(format!("delay_ms must be at most {NACK_DELAY_MS_MAX}")));
         }
-        refs.push(MessageRef { partition: m.partition, offset: m.offset, delay_ms: m.delay_ms });
+        refs.push(MessageRef { partition: m.partition, offset: m.offset, delay_ms: m.delay_ms, delivery: m.delivery });
     }
     Ok((refs, body))
 }

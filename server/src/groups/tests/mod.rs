@@ -53,7 +53,9 @@ fn params(max: usize) -> FetchParams {
 }
 
 fn refs(msgs: &[Delivered]) -> Vec<MessageRef> {
-    msgs.iter().map(|m| MessageRef { partition: m.partition, offset: m.offset, delay_ms: None }).collect()
+    msgs.iter()
+        .map(|m| MessageRef { partition: m.partition, offset: m.offset, delay_ms: None, delivery: Some(m.delivery) })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +174,7 @@ async fn nack_delay_and_extend() {
     let e = env();
     e.produce("jobs", 1, 1);
     let got = e.engine.fetch("g", "jobs", params(1)).await.unwrap();
-    let delayed = [MessageRef { partition: 0, offset: 0, delay_ms: Some(60_000) }];
+    let delayed = [MessageRef { partition: 0, offset: 0, delay_ms: Some(60_000), delivery: None }];
     e.engine.nack("g", "jobs", &delayed).await.unwrap();
     assert!(e.engine.fetch("g", "jobs", params(1)).await.unwrap().is_empty(), "not before its delay");
     e.engine.reset("g", "jobs", ResetTo::Earliest, None).await.unwrap();
@@ -208,7 +210,10 @@ async fn reset_replays_and_commit_validates() {
     assert!(matches!(e.engine.commit("g", "nope", &[(0, 1)]).await, Err(GroupError::TopicNotFound(_))));
     assert!(e.engine.fetch("g", "jobs", params(10)).await.unwrap().is_empty());
     let v = e.engine.reset("g", "jobs", ResetTo::Offset(2), Some(&[0])).await.unwrap();
-    assert_eq!(v, vec![OffsetView { topic: "jobs".into(), partition: 0, offset: 2, end_offset: 5, lag: 3 }]);
+    assert_eq!(
+        v,
+        vec![OffsetView { topic: "jobs".into(), partition: 0, offset: 2, end_offset: 5, lag: 3, in_flight: 0 }]
+    );
     assert_eq!(e.engine.fetch("g", "jobs", params(10)).await.unwrap().len(), 3);
     assert_eq!(e.engine.position("g", "jobs", 0).unwrap(), 2);
     assert!(matches!(e.engine.position("nobody", "jobs", 0), Err(GroupError::GroupNotFound(_))));
@@ -241,4 +246,28 @@ async fn a_million_commits_keep_the_journal_small() {
     let before = e.engine.offsets("g7", Some("jobs")).unwrap();
     let e = e.restart();
     assert_eq!(e.engine.offsets("g7", Some("jobs")).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_holder_cannot_nack_extend_or_reject_the_next_holders_lease() {
+    let e = env();
+    e.produce("jobs", 1, 1);
+    let first = e.engine.fetch("g", "jobs", FetchParams { ack_timeout_ms: Some(50), ..params(1) }).await.unwrap();
+    let second = e.engine.fetch("g", "jobs", FetchParams { wait: Duration::from_secs(20), ..params(1) }).await.unwrap();
+    assert_eq!(second[0].delivery, 2);
+    // The first holder wakes up late: its nack, extend and reject name delivery 1.
+    e.engine.nack("g", "jobs", &refs(&first)).await.unwrap();
+    e.engine.extend("g", "jobs", &refs(&first), Some(1)).await.unwrap();
+    e.engine.reject("g", "jobs", &refs(&first), Some("stale")).await.unwrap();
+    assert!(e.engine.fetch("g", "jobs", params(1)).await.unwrap().is_empty(), "still leased to the second holder");
+    assert!(e.catalog.topic("jobs.dlq").is_none(), "not dead-lettered by the stale reject");
+    let d = e.engine.describe("g").unwrap();
+    assert_eq!(d.partitions[0].in_flight, 1);
+    // Without a delivery number the request acts on whoever holds it (the old behaviour).
+    let any = [MessageRef { partition: 0, offset: 0, delay_ms: None, delivery: None }];
+    e.engine.nack("g", "jobs", &any).await.unwrap();
+    assert_eq!(e.engine.fetch("g", "jobs", params(1)).await.unwrap()[0].delivery, 3);
+    // A late ack from the first holder is taken: the work was done.
+    e.engine.ack("g", "jobs", &refs(&first)).await.unwrap();
+    assert_eq!(e.engine.offsets("g", Some("jobs")).unwrap()[0].offset, 1);
 }
