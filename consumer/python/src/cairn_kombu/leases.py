@@ -42,9 +42,16 @@ class Lease:
     partition: int
     offset: int
     owner: Any = field(default=None, repr=False)  # the channel that fetched it
+    #: The fetch's delivery number: the server then applies nack/extend/reject only while this
+    #: delivery still holds the lease (a late settle of an expired lease cannot touch the next
+    #: holder's).
+    delivery: int | None = None
 
     def ref(self) -> dict:
-        return {"partition": self.partition, "offset": self.offset}
+        ref = {"partition": self.partition, "offset": self.offset}
+        if self.delivery is not None:
+            ref["delivery"] = self.delivery
+        return ref
 
 
 class LeaseBook:

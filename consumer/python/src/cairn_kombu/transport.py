@@ -329,7 +329,8 @@ class Channel(virtual.Channel):
         group, topic = self._source(queue)
         offsets = self.api.group_offsets(group, topic)
         if offsets is not None:
-            return sum(o.get("lag", 0) for o in offsets)
+            # Ready messages, as AMQP counts them: not done and not leased right now.
+            return sum(max(0, o.get("lag", 0) - o.get("in_flight", 0)) for o in offsets)
         desc = self.api.topic(topic)  # group never used: everything from the start is waiting
         if desc is None:
             return 0
@@ -395,7 +396,7 @@ class Channel(virtual.Channel):
     def _accept(self, queue: str, group: str, topic: str, m: dict, no_ack: bool, to_inbox: bool) -> dict:
         """Registers the lease of a fetched message and hands it to the consuming thread."""
         payload = decode_message(m)
-        lease = Lease(group, topic, m["partition"], m["offset"], owner=self)
+        lease = Lease(group, topic, m["partition"], m["offset"], owner=self, delivery=m.get("delivery"))
         with self._room:
             self._outstanding += 1
         transport = self._transport
