@@ -210,7 +210,8 @@ async fn cursor_commits_reads_from_the_group_and_replays() {
     r.expect_status(200);
     assert_eq!(r.json()["offsets"][0]["offset"], json!(2));
     assert_eq!(r.json()["offsets"][1]["offset"], json!(0), "clamped into the empty partition's range");
-    let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": {"offset": 2}, "partitions": [1]})).await;
+    let r =
+        s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": {"offset": 2}, "partitions": [1]})).await;
     r.expect_error(416, "offset_out_of_range");
     let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": "latest"})).await;
     assert_eq!(r.json()["offsets"][0]["offset"], json!(10));

@@ -241,4 +241,129 @@ mod tests {
         let m = octet_stream(b"hello", Some(b"k"), None);
         assert_eq!(m.size(), 6);
     }
+
+    mod hostile {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// A parser's error must map to a 4xx reply.
+        fn client_error(e: &ApiError) -> bool {
+            e.status().is_client_error()
+        }
+
+        /// JSON-ish text: fragments of valid produce bodies glued together at random, so the
+        /// parser gets past the first byte more often than with plain noise.
+        fn jsonish() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("{".to_string()),
+                Just("}".to_string()),
+                Just("[".to_string()),
+                Just("]".to_string()),
+                Just(",".to_string()),
+                Just(":".to_string()),
+                Just("\"messages\"".to_string()),
+                Just("\"value\"".to_string()),
+                Just("\"value_base64\"".to_string()),
+                Just("\"key\"".to_string()),
+                Just("\"headers\"".to_string()),
+                Just("\"partition\"".to_string()),
+                Just("null".to_string()),
+                Just("\"\\ud800\"".to_string()),
+                Just("-1".to_string()),
+                Just("1e999".to_string()),
+                Just("18446744073709551616".to_string()),
+                "\"[^\"]{0,8}\"",
+                any::<i64>().prop_map(|n| n.to_string()),
+            ];
+            prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn json_bodies_of_arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Err(e) = json(&body) {
+                    prop_assert!(client_error(&e), "{e}");
+                }
+            }
+
+            #[test]
+            fn ndjson_bodies_of_arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                if let Err(e) = ndjson(&body) {
+                    prop_assert!(client_error(&e), "{e}");
+                }
+            }
+
+            #[test]
+            fn jsonish_bodies_parse_or_are_bad_requests(body in jsonish()) {
+                for result in [json(body.as_bytes()), ndjson(body.as_bytes())] {
+                    match result {
+                        Ok(msgs) => prop_assert!(!msgs.is_empty()),
+                        Err(e) => prop_assert_eq!(e.status().as_u16(), 400, "{}", e),
+                    }
+                }
+            }
+
+            #[test]
+            fn messages_with_arbitrary_fields_are_kept_or_refused_whole(
+                key in proptest::option::of(".{0,20}"),
+                value in proptest::option::of(".{0,20}"),
+                b64 in proptest::option::of("[A-Za-z0-9+/=%]{0,12}"),
+                partition in proptest::option::of(any::<i64>()),
+            ) {
+                let mut m = serde_json::Map::new();
+                if let Some(k) = &key { m.insert("key".into(), k.clone().into()); }
+                if let Some(v) = &value { m.insert("value".into(), v.clone().into()); }
+                if let Some(b) = &b64 { m.insert("value_base64".into(), b.clone().into()); }
+                if let Some(p) = partition { m.insert("partition".into(), p.into()); }
+                let body = serde_json::json!({ "messages": [m] }).to_string();
+                match json(body.as_bytes()) {
+                    Ok(msgs) => {
+                        prop_assert_eq!(msgs.len(), 1);
+                        prop_assert_eq!(msgs[0].key.as_deref(), key.as_deref().map(str::as_bytes));
+                        prop_assert_eq!(msgs[0].partition, partition.map(|p| p as u64));
+                        prop_assert!(partition.is_none_or(|p| p >= 0));
+                        prop_assert!(value.is_none() || b64.is_none());
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(e.status().as_u16(), 400);
+                        prop_assert!(
+                            (value.is_some() && b64.is_some()) || partition.is_some_and(|p| p < 0) || b64.is_some(),
+                            "refused a valid message: {}", e
+                        );
+                    }
+                }
+            }
+        }
+
+        /// Values are kept as raw JSON text (parsed without recursion), so a deeply nested
+        /// value is stored as it is; nesting anywhere else, or unbalanced, is a bad request
+        /// (serde_json's recursion limit), never a stack overflow.
+        #[test]
+        fn deep_nesting_never_overflows_the_stack() {
+            let depth = 100_000;
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let body = format!("{{\"messages\": [{{\"value\": {nested}}}]}}");
+            assert_eq!(json(body.as_bytes()).unwrap()[0].value.as_deref(), Some(nested.as_bytes()));
+            let line = format!("{{\"value\": {nested}}}\n");
+            assert_eq!(ndjson(line.as_bytes()).unwrap()[0].value.as_deref(), Some(nested.as_bytes()));
+            let open = "[".repeat(depth);
+            assert_eq!(json(open.as_bytes()).unwrap_err().status().as_u16(), 400);
+            assert_eq!(ndjson(open.as_bytes()).unwrap_err().status().as_u16(), 400);
+            for bad in [
+                format!("{{\"value\": {open}}}"),
+                format!("{{\"key\": {nested}}}"),
+                format!("{{\"headers\": {{\"h\": {nested}}}}}"),
+                format!("{{\"partition\": {nested}}}"),
+            ] {
+                let body = format!("{{\"messages\": [{bad}]}}");
+                assert_eq!(json(body.as_bytes()).unwrap_err().status().as_u16(), 400);
+                assert_eq!(ndjson(bad.as_bytes()).unwrap_err().status().as_u16(), 400);
+            }
+            let deep_list = format!("{{\"messages\": {nested}}}");
+            assert_eq!(json(deep_list.as_bytes()).unwrap_err().status().as_u16(), 400);
+        }
+    }
 }

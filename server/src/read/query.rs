@@ -185,4 +185,67 @@ mod tests {
             assert_eq!(e.status().as_u16(), 400, "{bad:?}");
         }
     }
+
+    mod hostile {
+        use axum::extract::Query;
+        use axum::http::Uri;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn param() -> impl Strategy<Value = Option<String>> {
+            proptest::option::of(prop_oneof![
+                ".{0,12}",
+                "[0-9]{0,25}",
+                "-?[0-9]{1,5}",
+                Just("earliest".to_string()),
+                Just("latest".to_string()),
+                Just("base64".to_string()),
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn arbitrary_parameters_parse_within_bounds_or_are_bad_requests(
+                offset in param(), from in param(), timestamp in param(), group in param(),
+                max_messages in param(), max_bytes in param(), wait_ms in param(), min_messages in param(),
+                encoding in param(),
+            ) {
+                let raw = RawReadQuery {
+                    offset, from, timestamp, group, max_messages, max_bytes, wait_ms, min_messages, encoding,
+                };
+                match ReadQuery::parse(raw) {
+                    Ok(q) => {
+                        prop_assert!((1..=MAX_MESSAGES_LIMIT).contains(&q.max_messages));
+                        prop_assert!((1..=MAX_BYTES_LIMIT).contains(&q.max_bytes));
+                        prop_assert!(q.wait <= Duration::from_millis(WAIT_MS_MAX));
+                        prop_assert!(q.min_messages >= 1 && q.min_messages <= q.max_messages as u64);
+                    }
+                    Err(e) => prop_assert_eq!(e.status().as_u16(), 400, "{}", e),
+                }
+            }
+
+            /// Whole query strings of arbitrary bytes, percent-encoded or not, through the
+            /// same extraction the handler uses: never a panic.
+            #[test]
+            fn arbitrary_query_strings_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..80)) {
+                let mut query = String::new();
+                for b in bytes {
+                    if b.is_ascii_alphanumeric() || b"=&%+-._~".contains(&b) {
+                        query.push(b as char);
+                    } else {
+                        query.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                let Ok(uri) = format!("/x?{query}").parse::<Uri>() else { return Ok(()) };
+                if let Ok(Query(raw)) = Query::<RawReadQuery>::try_from_uri(&uri) {
+                    if let Err(e) = ReadQuery::parse(raw) {
+                        prop_assert_eq!(e.status().as_u16(), 400);
+                    }
+                }
+            }
+        }
+    }
 }

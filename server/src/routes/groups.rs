@@ -318,3 +318,82 @@ pub async fn reject(
     state.groups.reject(&group, &topic, &refs, body.reason.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Every group request body type, parsed as the handlers parse it.
+    fn parse_all(bytes: &[u8]) -> Vec<Result<(), ApiError>> {
+        vec![
+            parse_json::<GroupConfig>(bytes).map(drop),
+            parse_json::<CommitBody>(bytes).map(drop),
+            parse_json::<ResetBody>(bytes).map(drop),
+            parse_json::<FetchBody>(bytes).map(drop),
+            parse_json::<MessagesBody>(bytes).map(drop),
+        ]
+    }
+
+    fn jsonish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just("[".to_string()),
+            Just("]".to_string()),
+            Just(",".to_string()),
+            Just(":".to_string()),
+            Just("\"topic\"".to_string()),
+            Just("\"offsets\"".to_string()),
+            Just("\"partition\"".to_string()),
+            Just("\"offset\"".to_string()),
+            Just("\"messages\"".to_string()),
+            Just("\"to\"".to_string()),
+            Just("\"timestamp\"".to_string()),
+            Just("\"max_messages\"".to_string()),
+            Just("\"ack_timeout_ms\"".to_string()),
+            Just("\"start\"".to_string()),
+            Just("\"earliest\"".to_string()),
+            Just("null".to_string()),
+            Just("-1".to_string()),
+            Just("4294967296".to_string()),
+            Just("1e999".to_string()),
+            "\"[^\"]{0,8}\"",
+            any::<i64>().prop_map(|n| n.to_string()),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn group_bodies_of_arbitrary_bytes_are_bad_requests_never_panics(
+            body in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            for r in parse_all(&body) {
+                if let Err(e) = r {
+                    prop_assert_eq!(e.status().as_u16(), 400, "{}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn jsonish_group_bodies_are_bad_requests_never_panics(body in jsonish()) {
+            for r in parse_all(body.as_bytes()) {
+                if let Err(e) = r {
+                    prop_assert_eq!(e.status().as_u16(), 400, "{}", e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deeply_nested_group_bodies_are_refused() {
+        let deep = format!("{{\"topic\": \"t\", \"to\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        for r in parse_all(deep.as_bytes()) {
+            assert_eq!(r.unwrap_err().status().as_u16(), 400);
+        }
+    }
+}
