@@ -86,6 +86,45 @@ impl Conn {
         Ok(Reply { status: parts.status, headers: parts.headers, body })
     }
 
+    /// Sends `req` and reads the reply frame by frame without gathering it: returns the status,
+    /// the headers, the body's length and its last `tail` bytes (for bulk reads, where a copy
+    /// of the whole body would be the client's main cost). Fails unless the reply is 2xx.
+    pub async fn send_counting(&mut self, req: &Req, tail: usize) -> Result<(HeaderMap, u64, Vec<u8>), Error> {
+        self.sender.ready().await?;
+        let request = self.build(req)?;
+        let resp = self.sender.send_request(request).await?;
+        let (parts, mut body) = resp.into_parts();
+        let (mut len, mut last) = (0u64, Vec::with_capacity(tail * 2));
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                len += data.len() as u64;
+                let keep = data.len().min(tail);
+                last.extend_from_slice(&data[data.len() - keep..]);
+                if last.len() > tail {
+                    last.drain(..last.len() - tail);
+                }
+            }
+        }
+        if !parts.status.is_success() {
+            return Err(
+                format!("{} {} -> {}: {}", req.method, req.path, parts.status, String::from_utf8_lossy(&last)).into()
+            );
+        }
+        Ok((parts.headers, len, last))
+    }
+
+    fn build(&self, req: &Req) -> Result<Request<Full<Bytes>>, Error> {
+        let mut builder =
+            Request::builder().method(req.method.clone()).uri(req.path.as_str()).header(HOST, "127.0.0.1");
+        if let Some(ct) = req.content_type {
+            builder = builder.header(CONTENT_TYPE, ct);
+        }
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        Ok(builder.body(Full::new(req.body.clone()))?)
+    }
+
     /// Sends `req` and fails unless the reply is 2xx.
     pub async fn send_ok(&mut self, req: &Req) -> Result<Reply, Error> {
         let reply = self.send(req).await?;

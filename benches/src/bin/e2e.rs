@@ -433,7 +433,8 @@ fn json_u64_field(body: &[u8], key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Reads partition 0 of `topic` from offset 0 to `end` on one connection. Returns
+/// Reads partition 0 of `topic` from offset 0 to `end` on one connection, counting the reply
+/// bytes as they arrive (the client does not decode them). Returns
 /// (seconds, reply body bytes, messages).
 async fn replay(addr: SocketAddr, topic: &str, end: u64, raw: bool) -> Result<(f64, u64, u64)> {
     let mut c = Conn::connect(addr).await.map_err(|e| anyhow!(e))?;
@@ -446,17 +447,16 @@ async fn replay(addr: SocketAddr, topic: &str, end: u64, raw: bool) -> Result<(f
         ))
         .header("accept", accept)
         .map_err(|e| anyhow!(e))?;
-        let reply = c.send_ok(&req).await.map_err(|e| anyhow!(e))?;
-        bytes += reply.body.len() as u64;
+        let (headers, len, tail) = c.send_counting(&req, 128).await.map_err(|e| anyhow!(e))?;
+        bytes += len;
         let next = if raw {
-            reply
-                .headers
+            headers
                 .get("cairn-next-offset")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(|| anyhow!("raw reply without Cairn-Next-Offset"))?
         } else {
-            json_u64_field(&reply.body, "next_offset").ok_or_else(|| anyhow!("JSON reply without next_offset"))?
+            json_u64_field(&tail, "next_offset").ok_or_else(|| anyhow!("JSON reply without next_offset"))?
         };
         if next <= offset {
             bail!("replay stuck at offset {offset}");
