@@ -33,6 +33,10 @@ pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 pub const SHUTDOWN_GRACE_MS_DEFAULT: u64 = 30_000;
 /// Default period of the retention sweep.
 pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 30_000;
+/// Default period of the background compactor's look for dirty compacted partitions.
+pub const COMPACTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 30_000;
+/// Default I/O rate limit of background compaction (reads + writes): 64 MiB/s.
+pub const COMPACTION_IO_BYTES_PER_SEC_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Smallest accepted `body_bytes_max`.
 pub const BODY_BYTES_MAX_MIN: u64 = 1024;
 /// Smallest accepted `header_bytes_max` (hyper needs a buffer of at least 8 KiB).
@@ -92,6 +96,15 @@ pub struct Cli {
     /// Period of the retention sweep, in milliseconds.
     #[arg(long, env = "CAIRN_RETENTION_CHECK_INTERVAL_MS")]
     pub retention_check_interval_ms: Option<u64>,
+    /// Period of the background compactor, in milliseconds.
+    #[arg(long, env = "CAIRN_COMPACTION_CHECK_INTERVAL_MS")]
+    pub compaction_check_interval_ms: Option<u64>,
+    /// Compact a partition of a `compact` topic once this share (0-1) of its sealed bytes is dirty.
+    #[arg(long, env = "CAIRN_COMPACTION_DIRTY_RATIO")]
+    pub compaction_dirty_ratio: Option<f64>,
+    /// I/O rate limit of background compaction, in bytes per second (0: unlimited).
+    #[arg(long, env = "CAIRN_COMPACTION_IO_BYTES_PER_SEC")]
+    pub compaction_io_bytes_per_sec: Option<u64>,
     /// Storage writer (group commit) threads.
     #[arg(long, env = "CAIRN_WRITER_THREADS")]
     pub writer_threads: Option<usize>,
@@ -115,6 +128,9 @@ pub struct FileConfig {
     pub idle_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
     pub retention_check_interval_ms: Option<u64>,
+    pub compaction_check_interval_ms: Option<u64>,
+    pub compaction_dirty_ratio: Option<f64>,
+    pub compaction_io_bytes_per_sec: Option<u64>,
     pub writer_threads: Option<usize>,
     pub log: Option<String>,
 }
@@ -137,6 +153,43 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
+/// The background compactor's settings (see `docs/OPERATIONS.md`, Compaction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionSettings {
+    pub check_interval: Duration,
+    pub dirty_ratio: f64,
+    /// `None`: unlimited.
+    pub io_bytes_per_sec: Option<u64>,
+}
+
+impl CompactionSettings {
+    fn resolve(cli: &Cli, file: &FileConfig) -> Result<Self, ConfigError> {
+        let interval = cli
+            .compaction_check_interval_ms
+            .or(file.compaction_check_interval_ms)
+            .unwrap_or(COMPACTION_CHECK_INTERVAL_MS_DEFAULT);
+        if interval == 0 {
+            return Err(invalid("compaction_check_interval_ms", "must be at least 1".into()));
+        }
+        let dirty_ratio = cli
+            .compaction_dirty_ratio
+            .or(file.compaction_dirty_ratio)
+            .unwrap_or(cairn_storage::compaction::COMPACTION_DIRTY_RATIO_DEFAULT);
+        if !(0.0..=1.0).contains(&dirty_ratio) {
+            return Err(invalid("compaction_dirty_ratio", "must be between 0 and 1".into()));
+        }
+        let rate = cli
+            .compaction_io_bytes_per_sec
+            .or(file.compaction_io_bytes_per_sec)
+            .unwrap_or(COMPACTION_IO_BYTES_PER_SEC_DEFAULT);
+        Ok(CompactionSettings {
+            check_interval: Duration::from_millis(interval),
+            dirty_ratio,
+            io_bytes_per_sec: (rate > 0).then_some(rate),
+        })
+    }
+}
+
 /// The server's complete configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -148,6 +201,7 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     pub shutdown_grace: Duration,
     pub retention_check_interval: Duration,
+    pub compaction: CompactionSettings,
     pub writer_threads: usize,
     pub log: String,
 }
@@ -198,6 +252,7 @@ impl ServerConfig {
         if writer_threads == 0 {
             return Err(invalid("writer_threads", "must be at least 1".into()));
         }
+        let compaction = CompactionSettings::resolve(&cli, &file)?;
         Ok(ServerConfig {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| LISTEN_DEFAULT.to_string()),
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
@@ -238,6 +293,7 @@ impl ServerConfig {
                 file.retention_check_interval_ms,
                 RETENTION_CHECK_INTERVAL_MS_DEFAULT,
             )?,
+            compaction,
             writer_threads,
             log: cli.log.or(file.log).unwrap_or_else(|| "info".to_string()),
         })
@@ -281,6 +337,19 @@ mod tests {
         let file: FileConfig = toml::from_str("auto_create_topics = true").unwrap();
         let cli = Cli::try_parse_from(["cairnd", "--no-auto-create-topics"]).unwrap();
         assert!(!ServerConfig::resolve(cli, file).unwrap().auto_create_topics);
+    }
+
+    #[test]
+    fn compaction_settings() {
+        let c = ServerConfig::default();
+        assert_eq!(c.compaction.dirty_ratio, 0.5);
+        assert_eq!(c.compaction.io_bytes_per_sec, Some(64 * 1024 * 1024));
+        let file: FileConfig =
+            toml::from_str("compaction_dirty_ratio = 0.25\ncompaction_io_bytes_per_sec = 0").unwrap();
+        let c = ServerConfig::resolve(Cli::default(), file).unwrap();
+        assert_eq!((c.compaction.dirty_ratio, c.compaction.io_bytes_per_sec), (0.25, None));
+        let cli = Cli::try_parse_from(["cairnd", "--compaction-dirty-ratio", "1.5"]).unwrap();
+        assert!(ServerConfig::resolve(cli, FileConfig::default()).is_err());
     }
 
     #[test]

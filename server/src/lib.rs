@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_storage::{system_clock, Catalog, CatalogOptions};
+use cairn_storage::{system_clock, Catalog, CatalogOptions, CompactionOptions};
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
@@ -77,6 +77,12 @@ impl Server {
         let opts = CatalogOptions {
             writer_threads: config.writer_threads,
             retention_check_interval: Some(config.retention_check_interval),
+            compaction_check_interval: Some(config.compaction.check_interval),
+            compaction_dirty_ratio: config.compaction.dirty_ratio,
+            compaction: CompactionOptions {
+                io_bytes_per_sec: config.compaction.io_bytes_per_sec,
+                ..CompactionOptions::default()
+            },
             ..CatalogOptions::default()
         };
         let (dir, window) = (config.data_dir.clone(), config.idempotency_window);

@@ -92,6 +92,10 @@ pub fn operation(id: &str) -> Option<Value> {
                 "416": {"description": "`offset_out_of_range`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OffsetOutOfRange"}}}},
                 "500": error_response("`data_corrupted` (names the segment file and position)")}})
         }
+        "compactTopic" => {
+            json!({"summary": "Compact the topic now: retention first; on compact topics the latest message per key stays (expired tombstones go); small sealed segments are merged and recompressed. Produces and reads go on.",
+            "responses": {"200": json_response("Statistics over all partitions", "CompactionStats"), "400": bad, "404": missing}})
+        }
         _ => return group_operation(id),
     })
 }
@@ -241,6 +245,11 @@ fn schemas() -> Value {
                     "description": "The fetch's delivery number: nack, extend and reject then act only if that delivery still holds the lease."}}}},
             "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000},
             "reason": {"type": "string"}}},
+        "CompactionStats": {"type": "object", "properties": {
+            "segments_before": {"type": "integer"}, "segments_after": {"type": "integer"},
+            "bytes_before": {"type": "integer"}, "bytes_after": {"type": "integer"},
+            "messages_before": {"type": "integer"}, "messages_after": {"type": "integer"},
+            "retention_segments_deleted": {"type": "integer"}, "duration_ms": {"type": "integer"}}},
         "ReadReply": {"type": "object", "properties": {
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
             "next_offset": {"type": "integer"}, "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"}}}

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::cache::{SegmentCache, OPEN_SEGMENTS_MAX_DEFAULT};
+use crate::compaction::{read_cleaner_point, CompactionOptions, Stop, COMPACTION_DIRTY_RATIO_DEFAULT};
 use crate::config::TopicConfig;
 use crate::context::{system_clock, Clock, Context};
 use crate::error::{Error, Result};
@@ -35,6 +36,15 @@ pub struct CatalogOptions {
     pub open_segments_max: usize,
     /// Run retention on this period in a background thread (`None`: only when asked).
     pub retention_check_interval: Option<Duration>,
+    /// Look for compacted topics to clean on this period in a background thread (`None`:
+    /// only when asked, [`Catalog::compact_topic`]).
+    pub compaction_check_interval: Option<Duration>,
+    /// The background compactor cleans a partition of a `compact` topic once this share of
+    /// its sealed bytes is dirty (not yet written by compaction).
+    pub compaction_dirty_ratio: f64,
+    /// Key-map bound and I/O rate limit of background compactions (a compaction asked for
+    /// with [`Catalog::compact_topic`] uses the key-map bound, without the rate limit).
+    pub compaction: CompactionOptions,
     pub clock: Clock,
 }
 
@@ -44,6 +54,9 @@ impl Default for CatalogOptions {
             writer_threads: WRITER_THREADS_DEFAULT,
             open_segments_max: OPEN_SEGMENTS_MAX_DEFAULT,
             retention_check_interval: None,
+            compaction_check_interval: None,
+            compaction_dirty_ratio: COMPACTION_DIRTY_RATIO_DEFAULT,
+            compaction: CompactionOptions::default(),
             clock: system_clock(),
         }
     }
@@ -55,6 +68,9 @@ impl std::fmt::Debug for CatalogOptions {
             .field("writer_threads", &self.writer_threads)
             .field("open_segments_max", &self.open_segments_max)
             .field("retention_check_interval", &self.retention_check_interval)
+            .field("compaction_check_interval", &self.compaction_check_interval)
+            .field("compaction_dirty_ratio", &self.compaction_dirty_ratio)
+            .field("compaction", &self.compaction)
             .finish()
     }
 }
@@ -109,19 +125,16 @@ impl Topic {
     }
 }
 
-struct Maintenance {
-    stop: Mutex<bool>,
-    wake: Condvar,
-}
-
 /// An open data directory.
 pub struct Catalog {
     dir: PathBuf,
-    topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
-    ctx: Arc<Context>,
+    pub(crate) topics: Arc<RwLock<BTreeMap<String, Arc<Topic>>>>,
+    pub(crate) ctx: Arc<Context>,
     admin: Mutex<()>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    maintenance: Arc<Maintenance>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set (and signalled) when the catalog closes: background threads and compactions stop.
+    pub(crate) maintenance: Stop,
+    pub(crate) compaction: CompactionOptions,
     opened_clean: bool,
     closed: AtomicBool,
     _lock: DirLock,
@@ -161,7 +174,8 @@ impl Catalog {
             ctx,
             admin: Mutex::new(()),
             threads: Mutex::new(threads),
-            maintenance: Arc::new(Maintenance { stop: Mutex::new(false), wake: Condvar::new() }),
+            maintenance: Arc::new((Mutex::new(false), Condvar::new())),
+            compaction: opts.compaction.clone(),
             opened_clean: clean,
             closed: AtomicBool::new(false),
             _lock: lock,
@@ -170,6 +184,9 @@ impl Catalog {
         fsutil::remove_file_durable(&marker)?;
         if let Some(every) = opts.retention_check_interval {
             catalog.start_retention_thread(every).map_err(spawn_err)?;
+        }
+        if let Some(every) = opts.compaction_check_interval {
+            catalog.start_compactor_thread(every, opts.compaction_dirty_ratio).map_err(spawn_err)?;
         }
         tracing::info!(dir = %dir.display(), clean, topics = catalog.topics.read().map(|t| t.len()).unwrap_or(0), "catalog open");
         Ok(catalog)
@@ -188,12 +205,7 @@ impl Catalog {
                 fsutil::sync_dir(topics_dir)?;
                 continue;
             }
-            let raw = fs::read(&config_path).map_err(|e| Error::io("read", &config_path, e))?;
-            let config: TopicConfig = serde_json::from_slice(&raw).map_err(|e| Error::Corruption {
-                file: config_path.clone(),
-                position: 0,
-                reason: format!("unreadable topic config: {e}"),
-            })?;
+            let config = crate::inspect::read_topic_config(&config_path)?;
             let topic = self.open_topic(&name, config, clean)?;
             self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name, topic);
         }
@@ -224,6 +236,7 @@ impl Catalog {
     ) -> Result<PartitionLog> {
         let dir = topic_dir.join(p.to_string());
         let opened = open_partition(&dir, config.segment_bytes, clean)?;
+        let cleaner_point = read_cleaner_point(&dir);
         let shared = Arc::new(Shared {
             topic: topic.to_string(),
             partition: p,
@@ -240,6 +253,9 @@ impl Catalog {
             end_changed: Condvar::new(),
             poisoned: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            maintenance: Mutex::new(()),
+            cleaner_point: AtomicU64::new(cleaner_point),
+            swaps: AtomicU64::new(0),
             ctx: Arc::clone(&self.ctx),
         });
         Ok(PartitionLog { shared })
@@ -251,8 +267,8 @@ impl Catalog {
         let clock = self.ctx.clock.clone();
         let h = std::thread::Builder::new().name("cairn-retention".into()).spawn(move || loop {
             {
-                let stop = lock(&m.stop);
-                let (stop, _) = m.wake.wait_timeout_while(stop, every, |s| !*s).unwrap_or_else(|p| p.into_inner());
+                let stop = lock(&m.0);
+                let (stop, _) = m.1.wait_timeout_while(stop, every, |s| !*s).unwrap_or_else(|p| p.into_inner());
                 if *stop {
                     return;
                 }
@@ -358,8 +374,12 @@ impl Catalog {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name)
             .ok_or_else(|| Error::TopicNotFound(name.to_string()))?;
-        for part in topic.partitions() {
+        let parts = topic.partitions();
+        // Held until the directory is gone: no compaction or retention runs in it meanwhile.
+        let mut held = Vec::with_capacity(parts.len());
+        for part in &parts {
             let _ = part.shared.close();
+            held.push(lock(&part.shared.maintenance));
             for seg in part.shared.segments.read().unwrap_or_else(|p| p.into_inner()).values() {
                 self.ctx.cache.forget(seg);
             }
@@ -370,6 +390,7 @@ impl Catalog {
         fs::rename(&topic.dir, &doomed).map_err(|e| Error::io("rename", &topic.dir, e))?;
         fsutil::sync_dir(&topics_dir)?;
         fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
+        drop(held);
         fsutil::sync_dir(&topics_dir)
     }
 
@@ -385,6 +406,9 @@ impl Catalog {
             return Ok(());
         }
         let _admin = lock(&self.admin);
+        // Compactions in progress stop at their next check (a swap in progress finishes).
+        *lock(&self.maintenance.0) = true;
+        self.maintenance.1.notify_all();
         let mut first_error = None;
         for topic in self.topics() {
             for part in topic.partitions() {
@@ -392,6 +416,7 @@ impl Catalog {
                     tracing::error!(partition = %part.shared.name(), "close failed: {e}");
                     first_error.get_or_insert(e);
                 }
+                drop(lock(&part.shared.maintenance));
             }
         }
         self.stop_threads();
@@ -406,8 +431,8 @@ impl Catalog {
     }
 
     fn stop_threads(&self) {
-        *lock(&self.maintenance.stop) = true;
-        self.maintenance.wake.notify_all();
+        *lock(&self.maintenance.0) = true;
+        self.maintenance.1.notify_all();
         self.ctx.pool.shutdown();
         self.ctx.flusher.shutdown();
         for h in std::mem::take(&mut *lock(&self.threads)) {

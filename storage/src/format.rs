@@ -23,6 +23,9 @@ pub const TMP_SUFFIX: &str = "tmp";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Size of the recovery-point file: offset (u64 LE) + CRC-32 of those 8 bytes (u32 LE).
 pub const RECOVERY_POINT_LEN: usize = 12;
+/// Name of the per-partition cleaner-point checkpoint file (same layout as the recovery
+/// point): sealed segments below this offset were written by compaction.
+pub const CLEANER_POINT_FILE: &str = "cleaner-point";
 /// Name of the clean-shutdown marker in the data directory.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Name of the lock file in the data directory (held with an exclusive `flock`).

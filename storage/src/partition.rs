@@ -18,6 +18,9 @@ use crate::error::{Error, Result};
 use crate::segment::{log_bytes, BatchCursor, Segment, SegmentMaps, StoredBatch};
 use crate::writer::ActiveWriter;
 
+/// How many times a read retries after compaction replaced the segment it was reading.
+const REPLACED_RETRIES_MAX: u32 = 8;
+
 /// Completion of an append: called once, on a writer thread, with the outcome.
 pub type AppendCallback = Box<dyn FnOnce(Result<Appended>) + Send>;
 
@@ -91,6 +94,13 @@ pub(crate) struct Shared {
     pub poisoned: Mutex<Option<String>>,
     /// Written since the last interval sync.
     pub dirty: AtomicBool,
+    /// Held by compaction and retention while they change the sealed segments.
+    pub maintenance: Mutex<()>,
+    /// Sealed segments below this offset were written by compaction (persisted in
+    /// `cleaner-point`); the rest are dirty.
+    pub cleaner_point: AtomicU64,
+    /// Bumped each time compaction replaces segments (lookups that failed meanwhile retry).
+    pub swaps: AtomicU64,
     pub ctx: Arc<Context>,
 }
 
@@ -314,17 +324,24 @@ impl PartitionLog {
     ) -> Result<ReadBatches> {
         let mut out = ReadBatches { batches: Vec::new(), next_offset: offset, start_offset: start, end_offset: end };
         let mut bytes = 0usize;
+        let mut retries = 0;
         while let Some(s) = seg {
             match self.read_segment(&s, offset, max_bytes, &mut bytes, &mut out) {
                 Ok(true) => break,
                 Ok(false) => {}
-                // Retention deleted the segment after the range check: the offset is gone.
+                // The segment left the list after it was looked up: retention deleted it
+                // (the offset is gone) or compaction replaced it (read the replacement).
                 Err(_) if !self.shared.holds(&s) => {
-                    if out.batches.is_empty() {
-                        let (start, end) = (self.start_offset(), self.end_offset());
+                    if !out.batches.is_empty() {
+                        break;
+                    }
+                    let (start, end) = (self.start_offset(), self.end_offset());
+                    if offset < start || retries >= REPLACED_RETRIES_MAX {
                         return Err(Error::OffsetOutOfRange { requested: offset, start, end });
                     }
-                    break;
+                    retries += 1;
+                    seg = self.shared.segment_for(offset);
+                    continue;
                 }
                 Err(e) => return Err(e),
             }
@@ -413,6 +430,20 @@ impl PartitionLog {
     /// Every batch walked is CRC-checked, so a damaged length or timestamp cannot make the
     /// walk skip records: damage is an [`Error::Corruption`].
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<u64> {
+        let mut retries = 0;
+        loop {
+            let swaps = self.shared.swaps.load(Ordering::Acquire);
+            match self.offset_for_timestamp_once(ts) {
+                // Compaction replaced a segment under the lookup: look again.
+                Err(_) if self.shared.swaps.load(Ordering::Acquire) != swaps && retries < REPLACED_RETRIES_MAX => {
+                    retries += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn offset_for_timestamp_once(&self, ts: i64) -> Result<u64> {
         let end = self.end_offset();
         let first = {
             let segs = self.shared.segments.read().unwrap_or_else(|p| p.into_inner());

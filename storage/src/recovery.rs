@@ -11,37 +11,27 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::batch::{self, BatchHeader};
+use crate::batch::BatchHeader;
 use crate::error::{Error, Result};
 use crate::format::*;
 use crate::fsutil;
 use crate::index::{EntryFile, OffsetIndex, TimeIndex};
-use crate::segment::{index_capacity, parse_segment_name, Segment};
+use crate::inspect;
+use crate::segment::{index_capacity, Segment};
 use crate::writer::ActiveWriter;
 
 /// Reads the partition's recovery point; `None` if missing or damaged (scan everything).
 pub(crate) fn read_recovery_point(dir: &Path) -> Option<u64> {
-    let bytes = fs::read(dir.join(RECOVERY_POINT_FILE)).ok()?;
-    if bytes.len() != RECOVERY_POINT_LEN {
-        return None;
-    }
-    let mut off = [0u8; 8];
-    off.copy_from_slice(&bytes[..8]);
-    let crc = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    (crc32fast::hash(&off) == crc).then(|| u64::from_le_bytes(off))
+    inspect::recovery_point(dir).ok().flatten()
 }
 
 /// Durably records that every segment below `offset` is complete, synced and indexed.
 pub(crate) fn write_recovery_point(dir: &Path, offset: u64) -> Result<()> {
-    let mut bytes = Vec::with_capacity(RECOVERY_POINT_LEN);
-    bytes.extend_from_slice(&offset.to_le_bytes());
-    bytes.extend_from_slice(&crc32fast::hash(&offset.to_le_bytes()).to_le_bytes());
-    fsutil::write_atomic(&dir.join(RECOVERY_POINT_FILE), &bytes)
+    inspect::write_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE), offset)
 }
 
 /// What is known about a segment once opened.
@@ -149,31 +139,22 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
     Ok(Opened { segments, writer, start_offset, end_offset })
 }
 
-/// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted work
-/// (temp files) and index files without a log.
-fn list_segments(dir: &Path) -> Result<Vec<u64>> {
-    let mut logs = Vec::new();
-    let mut others = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
-        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(&format!(".{TMP_SUFFIX}")) || name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
-            fsutil::remove_file_durable(&entry.path())?;
-            continue;
+/// Base offsets of the segments in `dir`, sorted. First completes a compaction swap that
+/// was committed (its manifest is durable) but interrupted, then removes leftovers of
+/// interrupted work: temp files, compaction output never committed, index files without a
+/// log.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let listed = inspect::list_segments(dir).map_err(|e| Error::io("list", dir, e))?;
+    if !listed.swaps.is_empty() {
+        for swap in &listed.swaps {
+            crate::compaction::complete_swap(dir, swap)?;
         }
-        match parse_segment_name(&name) {
-            Some((base, LOG_SUFFIX)) => logs.push(base),
-            Some((base, _)) => others.push((base, entry.path())),
-            None => {}
-        }
+        return list_segments(dir);
     }
-    logs.sort_unstable();
-    for (base, path) in others {
-        if logs.binary_search(&base).is_err() {
-            fsutil::remove_file_durable(&path)?;
-        }
+    for path in &listed.leftovers {
+        fsutil::remove_file_durable(path)?;
     }
-    Ok(logs)
+    Ok(listed.segments.iter().map(|s| s.base).collect())
 }
 
 fn segment_len(seg: &Segment) -> u64 {
@@ -269,104 +250,25 @@ fn open_trusted(seg: &Segment) -> Option<SegState> {
 }
 
 /// Reads every batch of a segment, checking CRCs and offsets, and computes the index
-/// entries it should have. Stops at the first bad batch.
+/// entries it should have. Stops at the first bad batch, noting whether a good batch with a
+/// later offset follows it anywhere in the file (then it is not a torn tail).
 fn scan_segment(seg: &Segment) -> Result<Scan> {
     let path = &seg.log_path;
-    let file = File::open(path).map_err(|e| Error::io("open segment", path, e))?;
-    let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, &file);
-    let mut scan = Scan {
-        state: SegState { len: 0, next_offset: seg.base_offset, first_ts: None, max_ts: None },
-        index: Vec::new(),
-        time: Vec::new(),
-        bad: None,
-    };
-    let mut buf = Vec::new();
-    let (mut pos, mut last_index_pos) = (0u64, 0u64);
-    while pos < len {
-        let checked = read_batch(&mut reader, &mut buf, len - pos).and_then(|h| {
-            if h.base_offset < scan.state.next_offset {
-                Err(format!("batch offset {} is below the expected {}", h.base_offset, scan.state.next_offset))
-            } else {
-                Ok(h)
-            }
-        });
-        let h = match checked {
-            Ok(h) => h,
-            Err(reason) => {
-                let followed = valid_batch_after(&file, pos, len, scan.state.next_offset)
-                    .map_err(|e| Error::io("read segment", path, e))?;
-                scan.bad = Some((pos, reason, followed));
-                break;
-            }
-        };
-        if pos > 0 && pos - last_index_pos >= INDEX_INTERVAL_BYTES {
-            let rel = (h.base_offset - seg.base_offset) as u32;
-            scan.index.push((rel, pos as u32));
-            last_index_pos = pos;
-            if scan.time.last().is_none_or(|&(t, _)| h.first_timestamp > t) {
-                scan.time.push((h.first_timestamp, rel));
-            }
-        }
-        scan.state.first_ts.get_or_insert(h.first_timestamp);
-        scan.state.max_ts = Some(scan.state.max_ts.map_or(h.max_timestamp, |m| m.max(h.max_timestamp)));
-        scan.state.next_offset = h.next_offset();
-        pos += h.total_len() as u64;
-        scan.state.len = pos;
-    }
-    Ok(scan)
-}
-
-/// Reads one whole batch into `buf` and checks it. Errors are reasons, for messages.
-fn read_batch(reader: &mut impl Read, buf: &mut Vec<u8>, remaining: u64) -> std::result::Result<BatchHeader, String> {
-    if remaining < BATCH_HEADER_LEN as u64 {
-        return Err(format!("{remaining} trailing bytes, shorter than a batch header"));
-    }
-    buf.resize(BATCH_HEADER_LEN, 0);
-    reader.read_exact(buf).map_err(|e| e.to_string())?;
-    let h = BatchHeader::parse(buf).map_err(|e| e.to_string())?;
-    let total = h.total_len();
-    if total as u64 > remaining {
-        return Err(format!("batch of {total} bytes runs past the end of the file ({remaining} left)"));
-    }
-    buf.resize(total, 0);
-    reader.read_exact(&mut buf[BATCH_HEADER_LEN..]).map_err(|e| e.to_string())?;
-    batch::verify(buf).map_err(|e| e.to_string())
-}
-
-/// Whether a whole, CRC-valid batch with an offset at or above `min_offset` starts anywhere
-/// after the bad batch at `pos`: then the damage is in the middle of the log, not a torn
-/// tail, and truncating would drop acknowledged data. The bad batch's own length cannot be
-/// trusted (it may be the damaged field), so every byte position after `pos` is tried: a
-/// cheap header check first (magic byte, then the header's sanity checks and offset), the
-/// CRC only for candidates that pass. A torn tail (a prefix of the last write, or zeros)
-/// holds no such batch.
-fn valid_batch_after(file: &File, pos: u64, len: u64, min_offset: u64) -> std::io::Result<bool> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf = vec![0u8; CHUNK + BATCH_HEADER_LEN];
-    let mut start = pos + 1;
-    while start + BATCH_HEADER_LEN as u64 <= len {
-        let n = usize::try_from(len - start).unwrap_or(usize::MAX).min(buf.len());
-        file.read_exact_at(&mut buf[..n], start)?;
-        let candidates = (n + 1 - BATCH_HEADER_LEN).min(CHUNK);
-        for i in 0..candidates {
-            if buf[i + MAGIC_POS] != BATCH_MAGIC {
-                continue;
-            }
-            let Ok(h) = BatchHeader::parse(&buf[i..n]) else { continue };
-            let at = start + i as u64;
-            if h.base_offset < min_offset || at + h.total_len() as u64 > len {
-                continue;
-            }
-            let mut whole = vec![0u8; h.total_len()];
-            file.read_exact_at(&mut whole, at)?;
-            if batch::verify(&whole).is_ok() {
-                return Ok(true);
-            }
-        }
-        start += CHUNK as u64;
-    }
-    Ok(false)
+    let mut log = inspect::LogFile::open(path).map_err(|e| Error::io("open segment", path, e))?;
+    let scan = inspect::scan_segment(&mut log, seg.base_offset, true, |_, _, _| {})
+        .map_err(|e| Error::io("read segment", path, e))?;
+    let bad = scan.damage.first().map(|d| (d.start, d.reason.clone(), d.resumes_at.is_some()));
+    Ok(Scan {
+        state: SegState {
+            len: scan.good_len,
+            next_offset: scan.next_offset,
+            first_ts: scan.first_timestamp,
+            max_ts: scan.max_timestamp,
+        },
+        index: scan.index,
+        time: scan.time,
+        bad,
+    })
 }
 
 /// Rewrites a segment's index files from a scan. `active_segment_bytes` is set for the last

@@ -1,7 +1,9 @@
 //! Retention: deleting whole sealed segments by age and by total size.
 //!
 //! Applies to topics with `cleanup_policy: delete` (compacted topics keep their latest
-//! value per key forever, as in Kafka). The active segment is never deleted. The start
+//! value per key forever, as in Kafka). Runs on the catalog's timer and at the start of
+//! every [`crate::Catalog::compact_topic`]; never at the same time as a compaction of the
+//! same partition (both hold the partition's maintenance lock). The active segment is never deleted. The start
 //! offset moves to the first remaining segment before any file is removed, so no reader is
 //! sent into a deleted segment; readers already holding a mapped segment finish reading it.
 
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use crate::config::CleanupPolicy;
 use crate::error::Result;
 use crate::fsutil;
-use crate::partition::PartitionLog;
+use crate::partition::{lock, PartitionLog};
 use crate::segment::Segment;
 
 /// What a retention pass removed.
@@ -33,6 +35,12 @@ impl PartitionLog {
     /// `now_ms`, then the oldest sealed segments while the rest still holds at least
     /// `retention_bytes`.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<RetentionStats> {
+        let _maintenance = lock(&self.shared.maintenance);
+        self.retain(now_ms)
+    }
+
+    /// [`PartitionLog::enforce_retention`] with the maintenance lock held by the caller.
+    pub(crate) fn retain(&self, now_ms: i64) -> Result<RetentionStats> {
         let cfg = self.shared.config();
         if cfg.cleanup_policy != CleanupPolicy::Delete || (cfg.retention_ms.is_none() && cfg.retention_bytes.is_none())
         {
@@ -58,6 +66,7 @@ impl PartitionLog {
     /// Deletes the sealed segments that hold only offsets below `offset` (their content is
     /// no longer needed, e.g. it is covered by a snapshot). The start offset moves up.
     pub fn delete_segments_before(&self, offset: u64) -> Result<RetentionStats> {
+        let _maintenance = lock(&self.shared.maintenance);
         self.remove_front_segments(|seg, _| seg.next_offset() <= offset)
     }
 

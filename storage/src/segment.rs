@@ -57,6 +57,16 @@ impl SegmentMaps {
             None
         } else {
             let file = std::fs::File::open(&seg.log_path).map_err(|e| Error::io("open segment", &seg.log_path, e))?;
+            // Compaction marks a segment retired before renaming its replacement over its
+            // path, so a file opened after that rename is always seen as retired here.
+            if seg.retired.load(Ordering::Acquire) {
+                return Err(replaced(seg));
+            }
+            let file_len = file.metadata().map_err(|e| Error::io("stat segment", &seg.log_path, e))?.len();
+            if file_len < len as u64 {
+                // Mapping past the end of the file would fault on access: refuse instead.
+                return Err(seg.corruption(file_len, format!("file is shorter than its {len} acknowledged bytes")));
+            }
             Some(
                 MmapOptions::new()
                     .len(len)
@@ -107,6 +117,14 @@ impl SegmentMaps {
     }
 }
 
+fn replaced(seg: &Segment) -> Error {
+    Error::io(
+        "open segment",
+        &seg.log_path,
+        std::io::Error::new(std::io::ErrorKind::NotFound, "segment was replaced by compaction"),
+    )
+}
+
 /// Zero-copy owner of a byte range of a mapped segment, for `Bytes::from_owner`.
 struct LogSlice {
     maps: Arc<SegmentMaps>,
@@ -141,6 +159,9 @@ pub struct Segment {
     /// Timestamp of the first batch (`i64::MIN` when empty): drives age-based rolling.
     first_timestamp: AtomicI64,
     pub(crate) sealed: AtomicBool,
+    /// Replaced by compaction: its files may now hold the replacement's data, so it must
+    /// not be mapped again (readers retry with the partition's new segment list).
+    pub(crate) retired: AtomicBool,
     /// Maps, if open: always for the active segment, on demand for sealed ones.
     pub(crate) maps: Mutex<Option<Arc<SegmentMaps>>>,
     /// LRU position in the segment cache (0: not in it).
@@ -160,6 +181,7 @@ impl Segment {
             max_timestamp: AtomicI64::new(i64::MIN),
             first_timestamp: AtomicI64::new(i64::MIN),
             sealed: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             maps: Mutex::new(None),
             lru_tick: AtomicU64::new(0),
         }

@@ -63,9 +63,10 @@ fn eight_appenders_two_tailing_readers() {
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2).map(|_| s.spawn(|| tail(&p, total))).collect();
+        let mut writers = Vec::new();
         for w in 0..WRITERS {
             let (p, acked) = (p.clone(), Arc::clone(&acked));
-            s.spawn(move || {
+            writers.push(s.spawn(move || {
                 for seq in 0..BATCHES_PER_WRITER {
                     let vals: Vec<Vec<u8>> = (0..records_per_batch(seq)).map(|j| value(w, seq, j)).collect();
                     let refs: Vec<&[u8]> = vals.iter().map(Vec::as_slice).collect();
@@ -75,7 +76,7 @@ fn eight_appenders_two_tailing_readers() {
                     assert!(p.end_offset() > a.last_offset);
                     acked.lock().unwrap().push((a.base_offset, a.last_offset, w, seq));
                 }
-            });
+            }));
         }
         let log: Vec<(u64, Vec<u8>)> = {
             let mut r = readers.into_iter().map(|r| r.join().unwrap());
@@ -83,6 +84,11 @@ fn eight_appenders_two_tailing_readers() {
             assert_eq!(r.next().unwrap(), first, "both readers saw the same log");
             first
         };
+        // Readers finish once the last append is visible, which can be before its writer
+        // has recorded the acknowledgement: wait for the writers.
+        for w in writers {
+            w.join().unwrap();
+        }
         assert_eq!(log.len() as u64, total);
         // Contiguous, unique offsets; each acknowledged batch holds exactly its records.
         let by_base: BTreeMap<u64, (u64, u64, u64)> =

@@ -70,7 +70,7 @@ pub enum Command {
     /// Compact a topic now (online), or a stopped server's topic (--data-dir).
     #[command(after_help = "Examples:
   cairn compact orders
-  cairn compact --data-dir ./data --topic orders   (offline: not implemented yet)")]
+  cairn compact --data-dir ./data --topic orders   (offline, server stopped)")]
     Compact(CompactArgs),
     /// Check every batch CRC, offset and index entry of a stopped server's data directory.
     #[command(after_help = "Examples:

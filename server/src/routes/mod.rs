@@ -7,6 +7,7 @@
 //! `405 method_not_allowed`, both as JSON. A middleware counts every request by route and
 //! status for `/metrics`.
 
+pub mod admin;
 pub mod groups;
 pub mod produce;
 pub mod read;
@@ -59,6 +60,7 @@ pub fn table() -> Vec<RouteSpec> {
         RouteSpec::new(M::DELETE, "/v1/topics/{topic}", "deleteTopic", topics::delete),
         RouteSpec::new(M::POST, "/v1/topics/{topic}/messages", "produce", produce::produce),
         RouteSpec::new(M::GET, "/v1/topics/{topic}/partitions/{p}/messages", "readMessages", read::read),
+        RouteSpec::new(M::POST, "/v1/topics/{topic}/compact", "compactTopic", admin::compact),
         RouteSpec::new(M::GET, "/v1/groups", "listGroups", groups::list),
         RouteSpec::new(M::PUT, "/v1/groups/{group}", "putGroup", groups::put_config),
         RouteSpec::new(M::GET, "/v1/groups/{group}", "describeGroup", groups::describe),

@@ -6,12 +6,14 @@
 //! `before`/`after` objects or `<name>_before`/`<name>_after` pairs it finds, and shows other
 //! fields as they are.
 //!
-//! Offline (`--data-dir`): not implemented yet — compaction belongs to the storage crate,
-//! which does not expose it yet. The command takes the data directory's lock (so it still
-//! refuses a live server's directory) and then fails with a clear message.
+//! Offline (`--data-dir DIR --topic T`): the storage engine's own compaction
+//! (`Catalog::compact_topic`) on a stopped server's data directory, with the same statistics;
+//! refused with a clear message while a server holds the directory's lock.
 
 use std::collections::BTreeMap;
 
+use anyhow::Context as _;
+use cairn_storage::{Catalog, CatalogOptions, Error as StorageError};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -39,14 +41,34 @@ pub async fn run_online(api: &Api, args: &CompactArgs, json: bool) -> anyhow::Re
     Ok(Outcome::Ok)
 }
 
-pub fn run_offline(args: &CompactArgs) -> anyhow::Result<Outcome> {
+/// Compacts a topic of a stopped server's data directory with the storage engine itself
+/// (opening the directory recovers it first, exactly as the server would), then closes it
+/// cleanly.
+pub fn run_offline(args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
     let dir = args.data_dir.as_deref().unwrap_or(std::path::Path::new("."));
-    let _lock = offline::lock_data_dir(dir)?;
-    Err(anyhow::anyhow!(
-        "offline compaction is not implemented yet (the storage engine does not expose compaction to \
-         tools yet); start the server and run `cairn compact {}` instead",
-        args.topic()
-    ))
+    // The engine takes the lock itself; this first gives the clear refusal of every
+    // offline command while a server holds the directory.
+    drop(offline::lock_data_dir(dir)?);
+    let opts = CatalogOptions { writer_threads: 1, ..CatalogOptions::default() };
+    let catalog = Catalog::open(dir, opts).with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    let topic = args.topic();
+    let compacted = catalog.compact_topic(topic);
+    // Closed cleanly whatever happened, so the next open needs no recovery.
+    let closed = catalog.close();
+    let stats = match compacted {
+        Ok(stats) => stats,
+        Err(StorageError::TopicNotFound(_)) => anyhow::bail!("no topic {topic} in {}", dir.display()),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("compacting {topic}"))),
+    };
+    closed.with_context(|| format!("closing data directory {}", dir.display()))?;
+    let reply = serde_json::to_value(stats)?;
+    if json {
+        table::print_json(&reply)?;
+    } else {
+        println!("compacted topic {topic} in {}", dir.display());
+        print_stats(&reply);
+    }
+    Ok(Outcome::Ok)
 }
 
 /// Prints compaction statistics: a before/after table, then any other fields.

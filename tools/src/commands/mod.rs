@@ -21,7 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Verify(args) => offline::verify::run(&args, json),
         Command::Dump(args) => offline::dump::run(&args, json),
-        Command::Compact(args) if args.data_dir.is_some() => compact::run_offline(&args),
+        Command::Compact(args) if args.data_dir.is_some() => compact::run_offline(&args, json),
         command => {
             let api = Api::new(&cli.url)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -12,10 +12,10 @@ use cairn_storage::{BatchHeader, DecodedBatch};
 use serde_json::{json, Value};
 
 use super::lock_data_dir;
-use super::walk::{self, LogFile, SegmentFiles};
 use crate::cli::DumpArgs;
 use crate::outcome::Outcome;
 use crate::table;
+use cairn_storage::inspect::{self as walk, LogFile, SegmentFiles};
 
 pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
     let _lock = lock_data_dir(&args.data_dir)?;
@@ -44,7 +44,7 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
                 println!("  partition {p}  {}", dir.display());
             }
             let mut segments = Vec::new();
-            for seg in walk::segments(&dir)?.segments {
+            for seg in walk::list_segments(&dir)?.segments {
                 if args.segment.is_some_and(|only| only != seg.base) {
                     continue;
                 }
@@ -69,13 +69,14 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
     let (index, timeindex) = if args.no_indexes { (Value::Null, Value::Null) } else { dump_indexes(seg, json)? };
     let mut batches = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
-    let scan = walk::scan_segment(&mut log, seg.base, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
-        Ok(b) if json => batches.push(b),
-        Ok(b) => print_batch(&b),
-        Err(e) => {
-            failure.get_or_insert(e);
-        }
-    })?;
+    let scan =
+        walk::scan_segment(&mut log, seg.base, false, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
+            Ok(b) if json => batches.push(b),
+            Ok(b) => print_batch(&b),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        })?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -97,8 +98,8 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
 }
 
 fn dump_indexes(seg: &SegmentFiles, json: bool) -> anyhow::Result<(Value, Value)> {
-    let index = walk::read_entries(&seg.index, INDEX_ENTRY_LEN)?;
-    let time = walk::read_entries(&seg.timeindex, TIMEINDEX_ENTRY_LEN)?;
+    let index = walk::read_index_entries(&seg.index, INDEX_ENTRY_LEN)?;
+    let time = walk::read_index_entries(&seg.timeindex, TIMEINDEX_ENTRY_LEN)?;
     let index_v = index.as_ref().map_or(Value::Null, |f| {
         let entries: Vec<Value> = f
             .entries

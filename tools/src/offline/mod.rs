@@ -1,7 +1,9 @@
-//! Offline commands on the data directory of a stopped server: `verify` (with `--repair`)
-//! and `dump`. They never run beside a live server: each takes the data directory's lock
-//! (`.lock`, an exclusive `flock`, the same one `cairnd` holds while it runs) first and
-//! refuses with a clear message if it is held. A lock still held is retried for up to
+//! Offline commands on the data directory of a stopped server: `verify` (with `--repair`),
+//! `dump` and `compact`. Walks of the directory come from `cairn_storage::inspect`, the
+//! same code the engine opens partitions with.
+//!
+//! They never run beside a live server: each takes the data directory's lock (`.lock`, an
+//! exclusive `flock`, the same one `cairnd` holds while it runs) first and refuses with a clear message if it is held. A lock still held is retried for up to
 //! [`LOCK_WAIT_MS`], so a server that is just exiting (or a process that inherited the lock
 //! file descriptor for the moment between fork and exec) is waited for, not reported.
 
@@ -9,7 +11,6 @@ pub mod dump;
 pub mod repair;
 pub mod report;
 pub mod verify;
-pub mod walk;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

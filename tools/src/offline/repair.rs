@@ -20,11 +20,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use cairn_storage::fsutil;
 use serde::Serialize;
 
 use super::report::{Kind, Report};
 use super::verify::{describe_loss, PartitionDetail};
-use super::walk::{self, LogFile, SegmentFiles};
+use cairn_storage::inspect::{self as walk, LogFile, SegmentFiles};
 
 /// Bytes copied at once when a segment is rewritten.
 const COPY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
@@ -205,7 +206,7 @@ fn truncate(path: &Path, len: u64) -> anyhow::Result<()> {
 
 /// Rewrites `path` keeping only the byte ranges `keep`: written aside, synced, renamed over.
 fn rewrite(path: &Path, keep: &[(u64, u64)]) -> anyhow::Result<()> {
-    let tmp = tmp_path(path);
+    let tmp = fsutil::tmp_path(path);
     let result = (|| {
         let mut log = LogFile::open(path).with_context(|| format!("open {}", path.display()))?;
         let mut out = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
@@ -227,35 +228,15 @@ fn rewrite(path: &Path, keep: &[(u64, u64)]) -> anyhow::Result<()> {
     result
 }
 
-/// Writes both index files of a segment from a fresh scan of its log.
+/// Writes both index files of a segment from a fresh scan of its log, by the engine's rule.
 fn rebuild_indexes(seg: &SegmentFiles) -> anyhow::Result<()> {
-    let mut log = LogFile::open(&seg.log).with_context(|| format!("open {}", seg.log.display()))?;
-    let scan = walk::scan_segment(&mut log, seg.base, |_, _, _| {})?;
-    let mut index = Vec::with_capacity(scan.index.len() * 8);
-    for &(rel, pos) in &scan.index {
-        index.extend_from_slice(&rel.to_le_bytes());
-        index.extend_from_slice(&pos.to_le_bytes());
-    }
-    let mut time = Vec::with_capacity(scan.time.len() * 12);
-    for &(ts, rel) in &scan.time {
-        time.extend_from_slice(&ts.to_le_bytes());
-        time.extend_from_slice(&rel.to_le_bytes());
-    }
-    cairn_storage::write_atomic(&seg.index, &index)?;
-    cairn_storage::write_atomic(&seg.timeindex, &time)?;
+    walk::rebuild_sealed_indexes(seg)?;
     Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".");
-    name.push(cairn_storage::format::TMP_SUFFIX);
-    path.with_file_name(name)
 }
 
 fn sync_parent(path: &Path) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync directory {}", dir.display()))
+    Ok(fsutil::sync_dir(dir)?)
 }
 
 /// Prints what the repair did, one line per step.

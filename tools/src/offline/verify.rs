@@ -21,10 +21,10 @@ use cairn_storage::DecodedBatch;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::report::{Kind, Note, PartitionSummary, Problem, Report};
-use super::walk::{self, Damage, LogFile, SegmentFiles, SegmentScan};
 use super::{lock_data_dir, repair};
 use crate::cli::VerifyArgs;
 use crate::outcome::Outcome;
+use cairn_storage::inspect::{self as walk, Damage, LogFile, SegmentFiles, SegmentScan};
 
 /// What a check of one partition keeps for repair.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ pub fn check(data_dir: &Path, opts: CheckOptions<'_>) -> anyhow::Result<(Report,
             ));
         }
         for (p, dir) in walk::partitions(topic)? {
-            let listing = walk::segments(&dir)?;
+            let listing = walk::list_segments(&dir)?;
             work.push((topic.name.clone(), p, dir, listing));
         }
     }
@@ -112,6 +112,12 @@ pub fn check(data_dir: &Path, opts: CheckOptions<'_>) -> anyhow::Result<(Report,
     for (topic, partition, dir, listing) in work {
         for path in &listing.leftovers {
             report.notes.push(Note::new(path.clone(), "leftover of interrupted work: the server removes it at open"));
+        }
+        for swap in &listing.swaps {
+            report.notes.push(Note::new(
+                swap.manifest.clone(),
+                "interrupted compaction swap (committed): the server completes it at open",
+            ));
         }
         let detail = check_partition(&mut report, &topic, partition, &dir, listing.segments, opts, &bar)?;
         details.push(detail);
@@ -247,8 +253,8 @@ fn check_segment(
     deep: bool,
     bar: &ProgressBar,
 ) -> anyhow::Result<(SegmentScan, bool)> {
-    let index = walk::read_entries(&seg.index, INDEX_ENTRY_LEN)?;
-    let time = walk::read_entries(&seg.timeindex, TIMEINDEX_ENTRY_LEN)?;
+    let index = walk::read_index_entries(&seg.index, INDEX_ENTRY_LEN)?;
+    let time = walk::read_index_entries(&seg.timeindex, TIMEINDEX_ENTRY_LEN)?;
     let index_entries: Vec<(u32, u32)> =
         index.as_ref().map(|f| f.entries.iter().map(|e| walk::index_entry(e)).collect()).unwrap_or_default();
     let time_entries: Vec<(i64, u32)> =
@@ -258,7 +264,7 @@ fn check_segment(
     let mut at_relative: HashMap<u32, Option<i64>> = time_entries.iter().map(|&(_, r)| (r, None)).collect();
     let mut bad_records = Vec::new();
     let mut log = LogFile::open(&seg.log)?;
-    let scan = walk::scan_segment(&mut log, seg.base, |pos, bytes, h| {
+    let scan = walk::scan_segment(&mut log, seg.base, false, |pos, bytes, h| {
         bar.inc(h.total_len() as u64);
         if let Some(slot) = at_position.get_mut(&pos) {
             *slot = Some(h.base_offset);
@@ -331,7 +337,7 @@ fn check_segment(
 
 fn index_problems(
     seg: &SegmentFiles,
-    file: &walk::EntryFile,
+    file: &walk::IndexFileEntries,
     entries: &[(u32, u32)],
     at_position: &HashMap<u64, Option<u64>>,
     log_len: u64,
@@ -392,7 +398,7 @@ fn index_problems(
 
 fn time_problems(
     seg: &SegmentFiles,
-    file: &walk::EntryFile,
+    file: &walk::IndexFileEntries,
     entries: &[(i64, u32)],
     at_relative: &HashMap<u32, Option<i64>>,
     indexed: &HashSet<u32>,
