@@ -1,6 +1,6 @@
 //! Compaction throughput and the zstd level trade-off on JSON events.
 //!
-//! Writes `EVENTS` JSON events (about 250 bytes each, `KEYS` distinct keys, in produce-sized
+//! Writes `EVENTS` JSON events (about 170 bytes of JSON each, `KEYS` distinct keys, in produce-sized
 //! batches of 100) to a `compact` topic per codec, then compacts it once and reports the
 //! size before and after, the time taken, and the rate over the bytes read. Run with:
 //!
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let events: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(400_000);
     let keys: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20_000);
-    println!("{events} JSON events, {keys} keys, batches of 100, segment_bytes 16 MiB");
+    println!("{events} JSON events, {keys} keys, batches of 100, segment_bytes 1 MiB");
     println!("| codec | size before | size after | messages after | compaction time | MB/s (bytes read) |");
     println!("|---|---:|---:|---:|---:|---:|");
     for (name, compression, level) in [
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cleanup_policy: CleanupPolicy::Compact,
             compression,
             compression_level: level,
-            segment_bytes: 16 * 1024 * 1024,
+            segment_bytes: 1024 * 1024,
             sync: SyncPolicy::Interval { interval_ms: 1000 },
             retention_ms: None,
             ..TopicConfig::default()
