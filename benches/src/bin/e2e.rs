@@ -9,7 +9,8 @@
 //! `--secs N` (seconds per closed-loop measurement), `--svg PATH` (default
 //! `docs/bench/e2e.svg`; `-` for none), `--report PATH` (markdown table, default
 //! `target-bench/e2e-report.md`), `--wrap "CMD ARGS"` (start cairnd under e.g. valgrind or
-//! perf), `--dev vda` (block device whose write requests are counted).
+//! perf), `--dev vda` (block device whose write requests are counted), `--raw-first` (measure
+//! raw-records produce before JSON produce, to check order effects).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -47,6 +48,7 @@ struct Opts {
     report: PathBuf,
     wrap: Vec<String>,
     dev: String,
+    raw_first: bool,
 }
 
 impl Opts {
@@ -64,12 +66,14 @@ impl Opts {
             report: root.join("target-bench/e2e-report.md"),
             wrap: Vec::new(),
             dev: "vda".into(),
+            raw_first: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             let mut val = || args.next().ok_or_else(|| anyhow!("{a} needs a value"));
             match a.as_str() {
                 "--quick" => o.quick = true,
+                "--raw-first" => o.raw_first = true,
                 "--cairnd" => o.cairnd = val()?.into(),
                 "--peers" => o.peers = val()?.into(),
                 "--no-peers" => o.no_peers = true,
@@ -572,7 +576,8 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
 
     if o.wants("produce") {
         for (size, tag) in [(100usize, "100b"), (1024, "1k")] {
-            for raw in [false, true] {
+            let order = if o.raw_first { [true, false] } else { [false, true] };
+            for raw in order {
                 let kind = if raw { "raw" } else { "json" };
                 let name = format!("cairn_produce_{kind}_100x{tag}");
                 phase(&name);
