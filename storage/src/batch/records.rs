@@ -74,17 +74,27 @@ impl<'a> DecodedBatch<'a> {
     /// offset deltas ending at `last_offset_delta`, no trailing bytes.
     pub fn collect_checked(&self) -> Result<Vec<Record<'_>>, BatchError> {
         let mut out = Vec::with_capacity(self.header.record_count.min(4096) as usize);
+        self.for_each_checked(|r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// Calls `f` on every record, with the checks of [`DecodedBatch::collect_checked`], but
+    /// without collecting them.
+    pub fn for_each_checked<'s>(&'s self, mut f: impl FnMut(Record<'s>)) -> Result<(), BatchError> {
+        let mut last = None;
         let mut it = self.records();
         for r in &mut it {
-            out.push(r?);
+            let r = r?;
+            last = Some(r.offset);
+            f(r);
         }
         if it.pos != it.buf.len() {
             return Err(BatchError::BadRecords("trailing bytes after the last record"));
         }
-        match out.last() {
-            Some(last) if last.offset == self.header.last_offset() => Ok(out),
-            _ => Err(BatchError::BadRecords("last record offset does not match last_offset_delta")),
+        if last != Some(self.header.last_offset()) {
+            return Err(BatchError::BadRecords("last record offset does not match last_offset_delta"));
         }
+        Ok(())
     }
 }
 
@@ -220,11 +230,8 @@ pub fn check_client_batch(batch: &[u8], max_message_bytes: usize) -> Result<Clie
     if header.max_timestamp != header.first_timestamp {
         return Err(BatchError::BadRecords("client batches must have zero timestamp deltas").into());
     }
-    let records = decoded.collect_checked()?;
     let mut largest = 0;
-    for r in &records {
-        largest = largest.max(r.size());
-    }
+    decoded.for_each_checked(|r| largest = largest.max(r.size()))?;
     if largest > max_message_bytes {
         return Err(ClientBatchError::MessageTooLarge { size: largest, max: max_message_bytes });
     }
