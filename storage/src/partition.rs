@@ -326,6 +326,11 @@ impl PartitionLog {
         let mut bytes = 0usize;
         let mut retries = 0;
         while let Some(s) = seg {
+            // A compaction swap between reading `s` and looking up the segment after it
+            // could merge that next segment into `s`'s replacement: the lookup would then
+            // skip its records. So a read stops at a segment boundary that a swap crossed
+            // (the caller continues from `next_offset`, in the new list).
+            let swaps = self.shared.swaps.load(Ordering::Acquire);
             match self.read_segment(&s, offset, max_bytes, &mut bytes, &mut out) {
                 Ok(true) => break,
                 Ok(false) => {}
@@ -345,7 +350,11 @@ impl PartitionLog {
                 }
                 Err(e) => return Err(e),
             }
-            seg = self.shared.segment_after(s.base_offset);
+            let next = self.shared.segment_after(s.base_offset);
+            if self.shared.swaps.load(Ordering::Acquire) != swaps && !out.batches.is_empty() {
+                break;
+            }
+            seg = next;
         }
         Ok(out)
     }
