@@ -196,7 +196,10 @@ async fn cursor_commits_reads_from_the_group_and_replays() {
         .await;
     r.expect_status(200);
     let got = s.get("/v1/groups/reader/offsets?topic=cur").await.json();
-    assert_eq!(got["offsets"][0], json!({"topic": "cur", "partition": 0, "offset": 4, "end_offset": 10, "lag": 6, "in_flight": 0}));
+    assert_eq!(
+        got["offsets"][0],
+        json!({"topic": "cur", "partition": 0, "offset": 4, "end_offset": 10, "lag": 6, "in_flight": 0})
+    );
     assert_eq!(got["offsets"][1]["lag"], json!(0));
     let read = s.read("cur", 0, "group=reader&max_messages=2").await;
     assert_eq!(read["messages"][0]["offset"], json!(4));
