@@ -124,6 +124,12 @@ impl GroupEngine {
         self.groups.read().unwrap_or_else(|p| p.into_inner()).get(group).cloned()
     }
 
+    /// Every group, taken out of the map so each can be locked in turn without holding it.
+    fn entries(&self) -> Vec<(String, Arc<GroupEntry>)> {
+        let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
+        groups.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+    }
+
     /// The group, created (in memory; it becomes durable with its first record) if new.
     pub(crate) fn get_or_create(&self, group: &str) -> Arc<GroupEntry> {
         if let Some(g) = self.get(group) {
@@ -218,13 +224,7 @@ impl GroupEngine {
         // queued: the state captured after this point contains it.
         let offset = self.journal.end_offset();
         let mut snap = Snapshot::new(offset);
-        let entries: Vec<(String, Arc<GroupEntry>)> = self
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect();
+        let entries = self.entries();
         for (name, entry) in &entries {
             let g = entry.lock();
             if Self::exists(&g) {
@@ -305,13 +305,7 @@ impl GroupEngine {
 
     /// `GET /v1/groups`.
     pub fn list(&self) -> Vec<GroupSummary> {
-        let entries: Vec<(String, Arc<GroupEntry>)> = self
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
-            .collect();
+        let entries = self.entries();
         let mut out: Vec<GroupSummary> = entries
             .into_iter()
             .filter_map(|(name, e)| {

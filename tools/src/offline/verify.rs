@@ -376,10 +376,18 @@ fn index_problems(
         }
         prev = Some((rel, pos));
     }
+    out.extend(layout_problems(Kind::Index, &seg.index, file));
+    out
+}
+
+/// Problems with an index file's layout, beside its entries: a non-zero entry after the
+/// zero that ends them, or a tail that is not a whole entry.
+fn layout_problems(kind: Kind, path: &std::path::Path, file: &walk::IndexFileEntries) -> Vec<Problem> {
+    let mut out = Vec::new();
     if let Some(at) = file.stray_at {
         out.push(Problem::new(
-            Kind::Index,
-            seg.index.clone(),
+            kind,
+            path.to_path_buf(),
             at,
             "non-zero entry after the end of the index (after a zero entry)".into(),
         ));
@@ -387,8 +395,8 @@ fn index_problems(
     if file.partial != 0 {
         let at = file.file_len - file.partial as u64;
         out.push(Problem::new(
-            Kind::Index,
-            seg.index.clone(),
+            kind,
+            path.to_path_buf(),
             at,
             format!("{} trailing bytes, not a whole entry", file.partial),
         ));
@@ -424,22 +432,6 @@ fn time_problems(
         }
         prev = Some((ts, rel));
     }
-    if let Some(at) = file.stray_at {
-        out.push(Problem::new(
-            Kind::TimeIndex,
-            seg.timeindex.clone(),
-            at,
-            "non-zero entry after the end of the index (after a zero entry)".into(),
-        ));
-    }
-    if file.partial != 0 {
-        let at = file.file_len - file.partial as u64;
-        out.push(Problem::new(
-            Kind::TimeIndex,
-            seg.timeindex.clone(),
-            at,
-            format!("{} trailing bytes, not a whole entry", file.partial),
-        ));
-    }
+    out.extend(layout_problems(Kind::TimeIndex, &seg.timeindex, file));
     out
 }
