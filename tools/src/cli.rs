@@ -79,6 +79,9 @@ pub enum Command {
   cairn verify --data-dir ./data --repair             cut torn tails, rebuild indexes
   cairn verify --data-dir ./data --repair --force     also cut out damaged batches in the middle
 
+A compaction swap interrupted by a crash (manifest <base>.swap present) is checked as the server
+will complete it at open; --repair completes it first.
+
 Exit status: 0 if everything is intact (or was repaired), 1 if damage was found (each damaged
 file is printed with the byte position), 2 on a usage error.")]
     Verify(VerifyArgs),
@@ -340,7 +343,7 @@ pub struct VerifyArgs {
     /// Also decode every record (decompressing zstd batches), not only CRCs and headers.
     #[arg(long)]
     pub deep: bool,
-    /// Cut torn tails and rebuild damaged or missing indexes.
+    /// Complete interrupted compaction swaps, cut torn tails, rebuild damaged or missing indexes.
     #[arg(long)]
     pub repair: bool,
     /// With --repair: also cut out damaged data in the middle of a log (loses it; shown first).

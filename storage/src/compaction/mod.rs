@@ -385,6 +385,17 @@ fn group_segments(segs: &[Arc<Segment>], plans: &[Plan], active_base: u64, segme
     groups
 }
 
+/// Completes the committed compaction swaps of partition directory `dir` (those with a
+/// manifest), exactly as an open does before anything else (`docs/FORMAT.md` §6), and
+/// returns them. For offline tools working on a stopped server's directory (locked).
+pub fn complete_pending_swaps(dir: &Path) -> Result<Vec<inspect::PendingSwap>> {
+    let listed = inspect::list_segments(dir).map_err(|e| Error::io("list", dir, e))?;
+    for swap in &listed.swaps {
+        complete_swap(dir, swap)?;
+    }
+    Ok(listed.swaps)
+}
+
 /// Reads a partition's cleaner point (0 if missing or damaged).
 pub(crate) fn read_cleaner_point(dir: &Path) -> u64 {
     inspect::read_offset_checkpoint(&dir.join(CLEANER_POINT_FILE)).ok().flatten().unwrap_or(0)

@@ -96,6 +96,22 @@ pub struct PendingSwap {
     pub replaces: Vec<u64>,
 }
 
+impl PendingSwap {
+    /// The files the segment `base` will have once the swap is completed: each one's
+    /// `.swap` file while that is still present, else the file already renamed into place.
+    pub fn files_after(&self) -> SegmentFiles {
+        let dir = self.manifest.parent().unwrap_or(Path::new("."));
+        let mut files = SegmentFiles::new(dir, self.base);
+        for p in [&mut files.index, &mut files.timeindex, &mut files.log] {
+            let staged = with_suffix(p, SWAP_SUFFIX);
+            if staged.exists() {
+                *p = staged;
+            }
+        }
+        files
+    }
+}
+
 /// A partition directory's segments, sorted by base offset, and what the engine does at open
 /// with everything else: leftovers it removes (temp and compaction files that were never
 /// committed, indexes without a log) and committed swaps it completes.
@@ -104,6 +120,23 @@ pub struct PartitionListing {
     pub segments: Vec<SegmentFiles>,
     pub leftovers: Vec<PathBuf>,
     pub swaps: Vec<PendingSwap>,
+}
+
+impl PartitionListing {
+    /// The segments as the engine will see them once it has completed the pending swaps
+    /// (it does that first at open): the segments a swap replaces are left out and its
+    /// cleaned segment is in, with the files of [`PendingSwap::files_after`]. Sorted.
+    pub fn segments_after_swaps(&self) -> Vec<SegmentFiles> {
+        let mut out: Vec<SegmentFiles> = self
+            .segments
+            .iter()
+            .filter(|s| !self.swaps.iter().any(|w| w.replaces.contains(&s.base)))
+            .cloned()
+            .collect();
+        out.extend(self.swaps.iter().map(PendingSwap::files_after));
+        out.sort_by_key(|s| s.base);
+        out
+    }
 }
 
 /// Topic directories of a data directory, sorted by name; also directories the engine
@@ -413,5 +446,12 @@ mod tests {
             names,
             vec!["00000000000000000000.log.cleaned", "00000000000000000007.log.swap", "00000000000000000009.index"]
         );
+        // As the next open will see it: segment 7 is gone, segment 0 reads the staged log
+        // and the index already in place.
+        let after = l.segments_after_swaps();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].log, d.join("00000000000000000000.log.swap"));
+        assert_eq!(after[0].index, d.join("00000000000000000000.index"));
+        assert_eq!(after[0].timeindex, d.join("00000000000000000000.timeindex"));
     }
 }

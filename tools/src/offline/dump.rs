@@ -44,7 +44,8 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
                 println!("  partition {p}  {}", dir.display());
             }
             let mut segments = Vec::new();
-            for seg in walk::list_segments(&dir)?.segments {
+            // As verify does: a committed compaction swap is shown as the open will complete it.
+            for seg in walk::list_segments(&dir)?.segments_after_swaps() {
                 if args.segment.is_some_and(|only| only != seg.base) {
                     continue;
                 }

@@ -12,6 +12,8 @@
 //!   rewritten without the damaged byte ranges (`<segment>.log.tmp`, fsync, rename, directory
 //!   fsync; a crash leaves either file, and the server removes `*.tmp` at open). The offsets
 //!   in those ranges become a gap. Without `--force` the loss is printed and nothing is cut.
+//! - First of all, a committed compaction swap interrupted by a crash is completed, as the
+//!   server's open does (see [`complete_swaps`]).
 //! - Anything else (records that do not decode, overlapping segments, a bad `topic.json`)
 //!   is reported as not repairable.
 
@@ -59,6 +61,34 @@ pub struct Applied {
     pub detail: String,
     /// `done`, `refused` (needs `--force`), `failed` or `not_repairable`.
     pub status: &'static str,
+}
+
+/// Completes the committed compaction swaps a crash interrupted (of one topic, or all), as
+/// the server's open would before anything else, so that the repairs that follow act on the
+/// segments the server will open. One [`Applied`] per swap.
+pub fn complete_swaps(data_dir: &Path, topic: Option<&str>) -> anyhow::Result<Vec<Applied>> {
+    let (topics, _) = walk::topics(data_dir)?;
+    let mut out = Vec::new();
+    for t in topics.iter().filter(|t| topic.is_none_or(|only| only == t.name)) {
+        for (_, dir) in walk::partitions(t)? {
+            let done = cairn_storage::compaction::complete_pending_swaps(&dir)
+                .with_context(|| format!("completing the interrupted compaction swap in {}", dir.display()))?;
+            for swap in done {
+                let replaced: Vec<String> = swap.replaces.iter().map(u64::to_string).collect();
+                out.push(Applied {
+                    action: "complete compaction swap",
+                    file: swap.manifest,
+                    detail: format!(
+                        "segment {} now replaces the segment(s) based at {} (as the server does at open)",
+                        swap.base,
+                        replaced.join(", ")
+                    ),
+                    status: "done",
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Plans the repairs of everything `report` found.

@@ -10,8 +10,16 @@
 //! leftovers of interrupted work (the server rebuilds or removes them at open), offset gaps
 //! (left by compaction or an earlier forced repair), a damaged recovery point (read as 0).
 //!
-//! With `--repair` the damage found is handed to [`super::repair`] and the directory is
-//! checked again afterwards; the exit status is that of the second check.
+//! A committed compaction swap that a crash interrupted (its manifest `<base>.swap` is
+//! present, `docs/FORMAT.md` §6) is completed by the server first thing at open, so the check
+//! sees the partition as it will be then: the segments the swap replaces are left out and
+//! the cleaned segment is checked from its `.swap` files (those not yet renamed into place);
+//! the swap itself is a note. Uncommitted compaction output (`*.cleaned`, `.swap` files
+//! without a manifest) is a leftover the open removes: the old segments are checked.
+//!
+//! With `--repair` the committed swaps are first completed (as the open would), then the
+//! damage found is handed to [`super::repair`] and the directory is checked again
+//! afterwards; the exit status is that of the second check.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -48,13 +56,16 @@ pub struct CheckOptions<'a> {
 pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Outcome> {
     let _lock = lock_data_dir(&args.data_dir)?;
     let opts = CheckOptions { topic: args.topic.as_deref(), deep: args.deep, progress: !json };
+    // Repairs act on the files as the server will open them: interrupted swaps completed.
+    let swaps_completed = if args.repair { repair::complete_swaps(&args.data_dir, opts.topic)? } else { Vec::new() };
     let (report, details) = check(&args.data_dir, opts)?;
     if !args.repair {
         report.print(json, args.all)?;
         return Ok(if report.is_ok() { Outcome::Ok } else { Outcome::Failed });
     }
     let plan = repair::plan(&report, &details);
-    let applied = repair::apply(&plan, args.force, json)?;
+    let mut applied = swaps_completed;
+    applied.extend(repair::apply(&plan, args.force, json)?);
     let (after, _) = check(&args.data_dir, opts)?;
     if json {
         crate::table::print_json(&serde_json::json!({
@@ -99,31 +110,43 @@ pub fn check(data_dir: &Path, opts: CheckOptions<'_>) -> anyhow::Result<(Report,
         }
         for (p, dir) in walk::partitions(topic)? {
             let listing = walk::list_segments(&dir)?;
-            work.push((topic.name.clone(), p, dir, listing));
+            let segments = listing.segments_after_swaps();
+            work.push((topic.name.clone(), p, dir, listing, segments));
         }
     }
-    let total: u64 = work
-        .iter()
-        .flat_map(|w| w.3.segments.iter())
-        .map(|s| std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0))
-        .sum();
+    let total: u64 =
+        work.iter().flat_map(|w| w.4.iter()).map(|s| std::fs::metadata(&s.log).map(|m| m.len()).unwrap_or(0)).sum();
     let bar = progress_bar(total, opts.progress);
     let mut details = Vec::new();
-    for (topic, partition, dir, listing) in work {
+    for (topic, partition, dir, listing, segments) in work {
         for path in &listing.leftovers {
             report.notes.push(Note::new(path.clone(), "leftover of interrupted work: the server removes it at open"));
         }
         for swap in &listing.swaps {
-            report.notes.push(Note::new(
-                swap.manifest.clone(),
-                "interrupted compaction swap (committed): the server completes it at open",
-            ));
+            report.notes.push(Note::new(swap.manifest.clone(), swap_note(swap)));
         }
-        let detail = check_partition(&mut report, &topic, partition, &dir, listing.segments, opts, &bar)?;
+        let detail = check_partition(&mut report, &topic, partition, &dir, segments, opts, &bar)?;
         details.push(detail);
     }
     bar.finish_and_clear();
     Ok((report, details))
+}
+
+/// The note for a committed swap: what the open will do, and what was checked instead.
+fn swap_note(swap: &walk::PendingSwap) -> String {
+    let replaced: Vec<String> = swap.replaces.iter().map(u64::to_string).collect();
+    let staged = swap.files_after();
+    let staged = [&staged.index, &staged.timeindex, &staged.log]
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "interrupted compaction swap (committed): the server completes it at open; checked as it will be then: \
+         segment {} from {staged}, replacing the segment(s) based at {} (`verify --repair` completes it now)",
+        swap.base,
+        replaced.join(", ")
+    )
 }
 
 fn progress_bar(total: u64, visible: bool) -> ProgressBar {
