@@ -88,7 +88,7 @@ fn crash_after(step: Step) -> Crashed {
     for seg in [&s0, &s1] {
         let mut f = walk::LogFile::open(&seg.log).unwrap();
         walk::scan_segment(&mut f, seg.base, false, |_, bytes, _| {
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 cleaned.extend_from_slice(bytes);
             }
             n += 1;
