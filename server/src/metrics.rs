@@ -138,6 +138,12 @@ impl Metrics {
              fsync (fdatasync) for sync=always topics.\n# TYPE cairn_append_fsync_seconds histogram\n",
         );
         self.append_ack.render(&mut out, "cairn_append_fsync_seconds");
+        let _ = writeln!(
+            out,
+            "# HELP cairn_compactor_rounds_total Rounds of the background compactor (each checks every partition \
+             of every compact topic once).\n# TYPE cairn_compactor_rounds_total counter\ncairn_compactor_rounds_total {}",
+            catalog.compactor_rounds()
+        );
         render_partitions(&mut out, catalog);
         out
     }
@@ -168,6 +174,18 @@ fn render_partitions(out: &mut String, catalog: &Catalog) {
                     part.partition()
                 );
             }
+        }
+    }
+    let name = "cairn_partition_dirty_ratio";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Share of the sealed bytes not yet written by compaction (the background compactor's \
+         criterion).\n# TYPE {name} gauge"
+    );
+    for topic in &topics {
+        for part in topic.partitions() {
+            let (t, p, v) = (escape(topic.name()), part.partition(), part.dirty_ratio());
+            let _ = writeln!(out, "{name}{{topic=\"{t}\",partition=\"{p}\"}} {v}");
         }
     }
 }
@@ -209,6 +227,8 @@ mod tests {
         assert!(text.contains("cairn_http_requests_total{route=\"/v1/topics\",method=\"GET\",status=\"200\"} 2"));
         assert!(text.contains("cairn_produce_messages_total 3"));
         assert!(text.contains("cairn_partition_end_offset{topic=\"t\",partition=\"1\"} 0"));
+        assert!(text.contains("cairn_partition_dirty_ratio{topic=\"t\",partition=\"1\"} 0"));
+        assert!(text.contains("\ncairn_compactor_rounds_total 0\n"));
         catalog.close().unwrap();
     }
 }

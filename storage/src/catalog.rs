@@ -135,6 +135,8 @@ pub struct Catalog {
     /// Set (and signalled) when the catalog closes: background threads and compactions stop.
     pub(crate) maintenance: Stop,
     pub(crate) compaction: CompactionOptions,
+    /// Rounds completed by the background compactor (signalled after each).
+    pub(crate) compactor_rounds: Arc<(Mutex<u64>, Condvar)>,
     opened_clean: bool,
     closed: AtomicBool,
     _lock: DirLock,
@@ -176,6 +178,7 @@ impl Catalog {
             threads: Mutex::new(threads),
             maintenance: Arc::new((Mutex::new(false), Condvar::new())),
             compaction: opts.compaction.clone(),
+            compactor_rounds: Arc::new((Mutex::new(0), Condvar::new())),
             opened_clean: clean,
             closed: AtomicBool::new(false),
             _lock: lock,

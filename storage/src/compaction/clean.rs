@@ -1,7 +1,8 @@
 //! Writing one group of sealed segments as a cleaned segment aside (`<base>.*.cleaned`):
 //! the records the keep rule keeps, re-batched with their original offsets and timestamps
 //! in the topic's codec, with the indexes of the engine's index rule; everything synced.
-//! Also the I/O rate limit and the stop signal a compaction checks as it goes.
+//! Also the [`Control`] a compaction checks as it goes: its I/O rate limit (the arithmetic
+//! is [`super::throttle`]'s) and the stop signal.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use super::throttle::RateLimit;
 use super::{stopped, KeepRule, COMPACTION_BATCH_BYTES, THROTTLE_SLICE};
 use crate::batch::{BatchBuilder, Codec, DecodedBatch};
 use crate::error::{Error, Result};
@@ -23,15 +25,14 @@ pub(crate) type Stop = Arc<(Mutex<bool>, Condvar)>;
 
 /// Rate limit and stop signal of one compaction.
 pub(crate) struct Control {
-    bytes_per_sec: Option<u64>,
+    limit: Option<RateLimit>,
     started: Instant,
-    bytes: u64,
     stop: Option<Stop>,
 }
 
 impl Control {
     pub fn new(bytes_per_sec: Option<u64>, stop: Option<Stop>) -> Self {
-        Control { bytes_per_sec: bytes_per_sec.filter(|&b| b > 0), started: Instant::now(), bytes: 0, stop }
+        Control { limit: bytes_per_sec.and_then(RateLimit::new), started: Instant::now(), stop }
     }
 
     /// Fails with [`Error::Closed`] once the catalog is closing.
@@ -45,15 +46,9 @@ impl Control {
     /// Counts `n` bytes of I/O and, past the rate limit, waits (on the stop signal, so a
     /// closing catalog interrupts the wait) until the average rate is back under it.
     pub fn account(&mut self, n: u64) -> Result<()> {
-        self.bytes += n;
-        let Some(rate) = self.bytes_per_sec else { return self.check_stop() };
-        loop {
-            let due = std::time::Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-            let elapsed = self.started.elapsed();
-            if elapsed >= due {
-                return self.check_stop();
-            }
-            let pause = (due - elapsed).min(THROTTLE_SLICE);
+        let Some(limit) = self.limit.as_mut() else { return self.check_stop() };
+        limit.account(n);
+        while let Some(pause) = limit.pause(self.started.elapsed(), THROTTLE_SLICE) {
             match &self.stop {
                 Some(s) => {
                     let g = lock(&s.0);
@@ -66,6 +61,7 @@ impl Control {
                 None => std::thread::sleep(pause),
             }
         }
+        self.check_stop()
     }
 }
 

@@ -26,6 +26,7 @@ mod clean;
 mod compactor;
 mod keymap;
 mod swap;
+mod throttle;
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
