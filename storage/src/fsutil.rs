@@ -9,12 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::faults;
 use crate::format::TMP_SUFFIX;
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(|e| Error::io("open directory", dir, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync directory", dir, e))
+    crate::faults::check("dir.fsync", dir).and_then(|()| f.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// Creates `dir` (and missing parents) and makes the new entries durable.
@@ -47,10 +48,16 @@ pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(contents).map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+        let mut f = faults::check("atomic.create", path)
+            .and_then(|()| File::create(&tmp))
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        faults::check("atomic.write", path)
+            .and_then(|()| f.write_all(contents))
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        faults::sync_data("atomic.fsync", &f, path).map_err(|e| Error::io("fsync", &tmp, e))?;
+        faults::check("atomic.rename", path)
+            .and_then(|()| fs::rename(&tmp, path))
+            .map_err(|e| Error::io("rename", &tmp, e))?;
         sync_dir(parent_of(path))
     })();
     if result.is_err() {

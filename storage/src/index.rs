@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
+use crate::faults;
 use crate::format::{INDEX_ENTRY_LEN, TIMEINDEX_ENTRY_LEN};
 
 /// A file of fixed-size entries, mapped into memory.
@@ -42,6 +43,7 @@ impl EntryFile {
             .create(true)
             .truncate(true)
             .open(path)
+            .and_then(|f| faults::check("index.create", path).map(|()| f))
             .map_err(|e| Error::io("create index", path, e))?;
         Self::map_writable(path, file, entry_len, capacity, 0)
     }
@@ -68,7 +70,9 @@ impl EntryFile {
     fn map_writable(path: &Path, file: File, entry_len: usize, capacity: usize, valid: usize) -> Result<Self> {
         let bytes = (capacity * entry_len) as u64;
         if file.metadata().map_err(|e| Error::io("stat index", path, e))?.len() < bytes {
-            crate::fsutil::preallocate(&file, bytes).map_err(|e| Error::io("preallocate index", path, e))?;
+            faults::check("index.preallocate", path)
+                .and_then(|()| crate::fsutil::preallocate(&file, bytes))
+                .map_err(|e| Error::io("preallocate index", path, e))?;
         }
         let map = if capacity == 0 {
             None
@@ -205,7 +209,9 @@ impl EntryFile {
     /// Writes dirty pages back to the file (msync).
     pub fn flush(&self) -> Result<()> {
         match &self.map {
-            Some(map) => map.flush().map_err(|e| Error::io("msync index", &self.path, e)),
+            Some(map) => faults::check("index.msync", &self.path)
+                .and_then(|()| map.flush())
+                .map_err(|e| Error::io("msync index", &self.path, e)),
             None => Ok(()),
         }
     }
@@ -217,8 +223,10 @@ impl EntryFile {
         let bytes = (self.len() * self.entry_len) as u64;
         let file =
             OpenOptions::new().write(true).open(&self.path).map_err(|e| Error::io("open index", &self.path, e))?;
-        file.set_len(bytes).map_err(|e| Error::io("trim index", &self.path, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync index", &self.path, e))
+        faults::set_len("index.trim", &file, &self.path, bytes).map_err(|e| Error::io("trim index", &self.path, e))?;
+        faults::check("index.fsync", &self.path)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io("fsync index", &self.path, e))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod compaction;
 pub mod config;
 mod context;
 mod error;
+pub mod faults;
 pub mod format;
 pub mod fsutil;
 mod index;

@@ -490,12 +490,19 @@ impl PartitionLog {
 
     /// Syncs everything written so far to disk (for `interval` topics; a no-op cost for
     /// `always` topics, whose appends are already synced).
+    ///
+    /// A failed sync poisons the partition, as in the writer: the kernel may have dropped
+    /// the dirty pages and marked them clean, so a retried sync could report success for
+    /// data that never reached the disk. Later calls (and appends) fail until it is reopened.
     pub fn sync(&self) -> Result<()> {
         let w = lock(&self.shared.writer);
-        match w.as_ref() {
-            Some(w) => w.file.sync_data().map_err(|e| Error::io("fdatasync", &w.segment.log_path, e)),
-            None => Ok(()),
-        }
+        self.shared.check_poisoned()?;
+        let Some(w) = w.as_ref() else { return Ok(()) };
+        crate::faults::sync_data("flush.fdatasync", &w.file, &w.segment.log_path).map_err(|e| {
+            let err = Error::io("fdatasync", &w.segment.log_path, e);
+            self.shared.poison(err.to_string());
+            err
+        })
     }
 
     /// Replaces the partition's copy of its topic's config.

@@ -9,7 +9,7 @@
 //! and nothing written since the last good sync can be trusted to be on disk.
 
 use std::fs::{File, OpenOptions};
-use std::io::{IoSlice, Seek, SeekFrom, Write};
+use std::io::{IoSlice, Seek, SeekFrom};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::batch;
 use crate::config::{SyncPolicy, TopicConfig};
 use crate::error::{Error, Result};
+use crate::faults;
 use crate::format::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX, INDEX_ENTRY_LEN, INDEX_INTERVAL_BYTES, TIMEINDEX_ENTRY_LEN};
 use crate::fsutil;
 use crate::index::{EntryFile, OffsetIndex, TimeIndex};
@@ -58,7 +59,8 @@ impl ActiveWriter {
         if create {
             opts.create_new(true);
         }
-        let mut file = opts.open(&seg.log_path).map_err(|e| Error::io("open segment", &seg.log_path, e))?;
+        let mut file = faults::open("segment.create", &opts, &seg.log_path)
+            .map_err(|e| Error::io("open segment", &seg.log_path, e))?;
         file.seek(SeekFrom::Start(written_len)).map_err(|e| Error::io("seek", &seg.log_path, e))?;
         let cap = index_capacity(segment_bytes);
         let (index, timeindex) = if create {
@@ -219,9 +221,7 @@ impl Shared {
                 w.last_index_pos = w.maps.index.last_position();
                 w.last_time_entry = w.maps.timeindex.last_timestamp();
                 w.next_offset = first_offset;
-                let undone = w
-                    .file
-                    .set_len(w.written_len)
+                let undone = faults::set_len("append.undo", &w.file, &w.segment.log_path, w.written_len)
                     .and_then(|()| (&*w.file).seek(SeekFrom::Start(w.written_len)).map(drop));
                 if let Err(te) = undone {
                     self.poison(format!("could not undo a failed write: {te}"));
@@ -239,7 +239,7 @@ impl Shared {
         write_all_vectored(&w.file, &mut slices).map_err(|e| Error::io("write", path, e))?;
         match cfg.sync {
             SyncPolicy::Always => {
-                if let Err(e) = w.file.sync_data() {
+                if let Err(e) = faults::sync_data("append.fdatasync", &w.file, path) {
                     let err = Error::io("fdatasync", path, e);
                     self.poison(err.to_string());
                     return Err(err);
@@ -258,7 +258,7 @@ impl Shared {
     fn roll(self: &Arc<Self>, w: &mut ActiveWriter, cfg: &TopicConfig) -> Result<()> {
         let old = Arc::clone(&w.segment);
         if cfg.sync != SyncPolicy::Always {
-            if let Err(e) = w.file.sync_data() {
+            if let Err(e) = faults::sync_data("roll.fdatasync", &w.file, &old.log_path) {
                 let err = Error::io("fdatasync", &old.log_path, e);
                 self.poison(err.to_string());
                 return Err(err);
@@ -300,7 +300,7 @@ impl Shared {
         self.dirty.store(false, Ordering::Release);
         let file = lock(&self.writer).as_ref().map(|w| (Arc::clone(&w.file), w.segment.log_path.clone()));
         if let Some((file, path)) = file {
-            if let Err(e) = file.sync_data() {
+            if let Err(e) = faults::sync_data("flush.fdatasync", &file, &path) {
                 self.poison(Error::io("fdatasync", &path, e).to_string());
             }
         }
@@ -320,15 +320,17 @@ impl Shared {
         self.check_poisoned()?;
         let Some(w) = w else { return Ok(()) };
         let path = &w.segment.log_path;
-        w.file.sync_data().map_err(|e| Error::io("fdatasync", path, e))?;
+        faults::sync_data("close.fdatasync", &w.file, path).map_err(|e| Error::io("fdatasync", path, e))?;
         w.maps.index.0.flush()?;
         w.maps.timeindex.0.flush()?;
         let index_file =
             File::open(&w.segment.index_path).map_err(|e| Error::io("open index", &w.segment.index_path, e))?;
-        index_file.sync_all().map_err(|e| Error::io("fsync index", &w.segment.index_path, e))?;
+        faults::sync_all("index.fsync", &index_file, &w.segment.index_path)
+            .map_err(|e| Error::io("fsync index", &w.segment.index_path, e))?;
         let time_file =
             File::open(&w.segment.timeindex_path).map_err(|e| Error::io("open index", &w.segment.timeindex_path, e))?;
-        time_file.sync_all().map_err(|e| Error::io("fsync index", &w.segment.timeindex_path, e))?;
+        faults::sync_all("index.fsync", &time_file, &w.segment.timeindex_path)
+            .map_err(|e| Error::io("fsync index", &w.segment.timeindex_path, e))?;
         write_recovery_point(&self.dir, w.segment.base_offset)
     }
 
@@ -351,10 +353,10 @@ fn fail_all(items: Vec<Pending>, e: &Error) -> Completions {
 }
 
 /// Writes every slice at the file's cursor, retrying short writes.
-fn write_all_vectored(mut file: &File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+fn write_all_vectored(file: &File, mut slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
-        match file.write_vectored(slices) {
+        match faults::write_vectored("append.write", file, slices) {
             Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "wrote 0 bytes")),
             Ok(n) => IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

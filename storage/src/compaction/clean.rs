@@ -101,7 +101,9 @@ impl Out {
             )));
         }
         self.rule.observe(self.pos, h.base_offset, h.first_timestamp, self.base);
-        self.log.write_all(bytes).map_err(|e| Error::io("write", &self.path, e))?;
+        crate::faults::check("compact.write", &self.path)
+            .and_then(|()| self.log.write_all(bytes))
+            .map_err(|e| Error::io("write", &self.path, e))?;
         self.pos += bytes.len() as u64;
         self.next_offset = h.next_offset();
         self.first_ts.get_or_insert(h.first_timestamp);
@@ -219,13 +221,17 @@ fn write_files(
     }
     flush(&mut pending, &mut out, ctl)?;
     let file = out.log.into_inner().map_err(|e| Error::io("write", log_path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io("fsync", log_path, e))?;
+    crate::faults::check("compact.fsync", log_path)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("fsync", log_path, e))?;
     for (path, bytes) in
         [(index_path, encode_offset_index(&out.rule.index)), (time_path, encode_time_index(&out.rule.time))]
     {
         let mut f = create(path)?;
         f.write_all(&bytes).map_err(|e| Error::io("write", path, e))?;
-        f.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+        crate::faults::check("compact.fsync", path)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io("fsync", path, e))?;
     }
     fsutil::sync_dir(log.dir())?;
     Ok(Cleaned {

@@ -172,6 +172,8 @@ impl PartitionLog {
         if lock(&sh.queue).closed {
             return Err(Error::Closed);
         }
+        // A poisoned partition may hold a half-done swap in memory: leave it to the reopen.
+        sh.check_poisoned()?;
         let mut stats = CompactionStats::default();
         (stats.segments_before, stats.bytes_before, stats.messages_before) = self.totals()?;
         if let Some(now) = retention_now {

@@ -63,11 +63,13 @@ fn reached(step: SwapStep) -> Result<()> {
 }
 
 fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
+    crate::faults::check("swap.rename", from)
+        .and_then(|()| std::fs::rename(from, to))
+        .map_err(|e| Error::io("rename", from, e))
 }
 
 fn remove(path: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+    match crate::faults::check("swap.remove", path).and_then(|()| std::fs::remove_file(path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("remove", path, e)),
@@ -98,13 +100,44 @@ pub(crate) fn swap_in(sh: &Arc<Shared>, group: &[Arc<Segment>], cleaned: Cleaned
     let bases: Vec<u64> = group.iter().map(|s| s.base_offset).collect();
     let manifest = swap_manifest_path(dir, target.base);
     if let Err(e) = fsutil::write_atomic(&manifest, &encode_swap_manifest(&bases)) {
-        for p in &swaps {
-            let _ = remove(p);
+        // The atomic write can fail after its rename (the directory fsync), leaving the
+        // manifest in place: the swap may be committed. Take the manifest back before
+        // removing the files it names, or the next open would delete the group's other
+        // segments with nothing to replace them. If even that fails, keep everything for
+        // the open to complete, and refuse to go on.
+        match fsutil::remove_file_durable(&manifest) {
+            Ok(()) => {
+                for p in &swaps {
+                    let _ = remove(p);
+                }
+            }
+            Err(re) => sh.poison(format!("compaction manifest {} may be committed: {e}; {re}", manifest.display())),
         }
         return Err(e);
     }
     #[cfg(test)]
     reached(SwapStep::ManifestWritten)?;
+    // Committed: from here a failure leaves the partition's files and segment list half
+    // swapped. The manifest makes the next open complete the swap, so the partition refuses
+    // writes (and further compaction) until then rather than go on from an unknown state.
+    install(sh, group, &cleaned, &swaps, &manifest).map_err(|e| {
+        if !matches!(e, Error::Poisoned(_)) {
+            sh.poison(format!("compaction swap to {} committed but not completed: {e}", manifest.display()));
+        }
+        e
+    })
+}
+
+/// Steps 4 and 5: the committed swap applied to the files and the segment list.
+fn install(
+    sh: &Arc<Shared>,
+    group: &[Arc<Segment>],
+    cleaned: &Cleaned,
+    swaps: &[std::path::PathBuf; 3],
+    manifest: &std::path::Path,
+) -> Result<()> {
+    let dir = &sh.dir;
+    let target = &cleaned.target;
     let fresh = Arc::new(Segment::new(dir, target.base));
     fresh.set_recovered(cleaned.len, cleaned.next_offset, cleaned.first_ts, cleaned.max_ts);
     fresh.sealed.store(true, Ordering::Release);
@@ -140,7 +173,7 @@ pub(crate) fn swap_in(sh: &Arc<Shared>, group: &[Arc<Segment>], cleaned: Cleaned
     #[cfg(test)]
     reached(SwapStep::AllRenamedIntoPlace)?;
     fsutil::sync_dir(dir)?;
-    fsutil::remove_file_durable(&manifest)
+    fsutil::remove_file_durable(manifest)
 }
 
 /// Completes a committed swap found at open (step 3 onwards), idempotently.
