@@ -70,8 +70,58 @@ pub fn disk_writes(dev: &str) -> Option<u64> {
     })
 }
 
+/// CPU time (user + system, all threads) used so far by process `pid`, in seconds
+/// (`/proc/<pid>/stat` fields 14 and 15, in clock ticks of 1/100 s).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// What a measurement window samples besides its own requests: the block device's write
+/// requests and the server process's CPU time.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub dev: String,
+    pub pid: Option<u32>,
+}
+
+/// Counters read at the start and the end of a window.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sample {
+    pub disk_writes: u64,
+    pub cpu_secs: f64,
+}
+
+impl Probe {
+    pub fn sample(&self) -> Sample {
+        Sample {
+            disk_writes: disk_writes(&self.dev).unwrap_or(0),
+            cpu_secs: self.pid.and_then(cpu_secs).unwrap_or(0.0),
+        }
+    }
+
+    /// The difference between now and `before`.
+    pub fn since(&self, before: Sample) -> Sample {
+        let now = self.sample();
+        Sample {
+            disk_writes: now.disk_writes.saturating_sub(before.disk_writes),
+            cpu_secs: (now.cpu_secs - before.cpu_secs).max(0.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reads_own_cpu_time() {
+        let t = super::cpu_secs(std::process::id()).unwrap();
+        assert!(t >= 0.0);
+    }
+
     #[test]
     fn parses_result_lines() {
         let r = super::parse_results("note: x\nRESULT name=a_b value=12.5 unit=MB/s\nRESULT name=c value= unit=x\n");

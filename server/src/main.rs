@@ -4,6 +4,12 @@
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates a few dozen small buffers,
+/// and glibc's malloc/free took ~11 % of cairnd's CPU under single-message produce load
+/// (docs/BENCHMARKS.md, profile).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = cairn_server::ServerConfig::from_env().context("invalid configuration")?;
     let filter = EnvFilter::try_from_env("RUST_LOG")

@@ -53,10 +53,12 @@ impl Histogram {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A request counter's labels: the route template (from the route table, or `unmatched`),
+/// the method and the status. Static strings, so counting allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct RequestKey {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
@@ -75,17 +77,16 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one finished request.
-    pub fn request(&self, route: &str, method: &str, status: u16) {
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16) {
+        let key = RequestKey { route, method, status };
         {
             let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-            let key = RequestKey { route: route.to_string(), method: method.to_string(), status };
             if let Some(n) = map.get(&key) {
                 n.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
         let mut map = self.requests.write().unwrap_or_else(|p| p.into_inner());
-        let key = RequestKey { route: route.to_string(), method: method.to_string(), status };
         map.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
     }
 
@@ -107,13 +108,13 @@ impl Metrics {
         {
             let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
             let mut rows: Vec<_> = map.iter().map(|(k, n)| (k, n.load(Ordering::Relaxed))).collect();
-            rows.sort_by(|a, b| (&a.0.route, &a.0.method, a.0.status).cmp(&(&b.0.route, &b.0.method, b.0.status)));
+            rows.sort_by_key(|(k, _)| (k.route, k.method, k.status));
             for (k, n) in rows {
                 let _ = writeln!(
                     out,
                     "cairn_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {n}",
-                    escape(&k.route),
-                    escape(&k.method),
+                    escape(k.route),
+                    escape(k.method),
                     k.status
                 );
             }

@@ -26,7 +26,7 @@ use cairn_benches::chart::{self, Bar, Panel};
 use cairn_benches::http::{Conn, Req};
 use cairn_benches::resp;
 use cairn_benches::stats::{latency_histogram, Percentiles};
-use cairn_benches::{disk_writes, parse_results};
+use cairn_benches::{disk_writes, parse_results, Probe};
 use cairn_storage::BatchBuilder;
 use hdrhistogram::Histogram;
 
@@ -244,6 +244,8 @@ struct Run {
     secs: f64,
     hist: Histogram<u64>,
     disk_writes: u64,
+    /// CPU seconds cairnd used during the window.
+    cpu_secs: f64,
 }
 
 impl Run {
@@ -299,7 +301,7 @@ async fn closed_loop(
     secs: f64,
     req: Req,
     msgs_per_req: u64,
-    dev: &str,
+    probe: &Probe,
 ) -> Result<Run> {
     let mut conn_list = Vec::with_capacity(conns);
     for _ in 0..conns {
@@ -332,12 +334,12 @@ async fn closed_loop(
             Ok::<_, cairn_benches::Error>((n, h))
         }));
     }
-    let dev2 = dev.to_string();
+    let probe2 = probe.clone();
     let disk = tokio::spawn(async move {
         tokio::time::sleep_until(from.into()).await;
-        let w0 = disk_writes(&dev2).unwrap_or(0);
+        let s0 = probe2.sample();
         tokio::time::sleep_until(end.into()).await;
-        disk_writes(&dev2).unwrap_or(0).saturating_sub(w0)
+        probe2.since(s0)
     });
     let mut hist = latency_histogram().map_err(|e| anyhow!(e))?;
     let mut reqs = 0;
@@ -346,20 +348,20 @@ async fn closed_loop(
         reqs += n;
         hist.add(&h)?;
     }
-    let disk_writes = disk.await?;
-    Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes })
+    let d = disk.await?;
+    Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
 /// Open loop at `rate` requests/s over `conns` connections: connection `i` sends its `k`-th
 /// request at `start + (k * conns + i) / rate` (or at once if it is late). When the
 /// connection was still busy with the previous reply at that time, the latency is counted from
 /// the scheduled time, so queueing behind a slow reply is included.
-async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Req, dev: &str) -> Result<Run> {
+async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Req, probe: &Probe) -> Result<Run> {
     let mut conn_list = Vec::with_capacity(conns);
     for _ in 0..conns {
         conn_list.push(Conn::connect(addr).await.map_err(|e| anyhow!(e))?);
     }
-    let w0 = disk_writes(dev).unwrap_or(0);
+    let s0 = probe.sample();
     let start = Instant::now() + Duration::from_millis(50);
     let end = start + Duration::from_secs_f64(secs);
     let req = Arc::new(req);
@@ -396,8 +398,8 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
         hist.add(&h)?;
     }
     let secs = start.elapsed().as_secs_f64().max(secs);
-    let disk_writes = disk_writes(dev).unwrap_or(0).saturating_sub(w0);
-    Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes })
+    let d = probe.since(s0);
+    Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
 fn record_run(res: &mut Results, name: &str, run: &Run) {
@@ -409,6 +411,10 @@ fn record_run(res: &mut Results, name: &str, run: &Run) {
     res.set(&format!("{name}_p999"), p.p999, "us");
     res.set(&format!("{name}_diskw_per_req"), run.disk_writes as f64 / run.reqs.max(1) as f64, "writes/req");
     res.set(&format!("{name}_diskw"), run.disk_writes as f64 / run.secs, "writes/s");
+    if run.cpu_secs > 0.0 {
+        res.set(&format!("{name}_cpu_us_per_req"), run.cpu_secs * 1e6 / run.reqs.max(1) as f64, "us/req");
+        res.set(&format!("{name}_cpus"), run.cpu_secs / run.secs, "CPUs");
+    }
 }
 
 /// Produces `total_bytes` of 100 x `size` raw batches into partition 0 of `topic` on 8 connections.
@@ -533,10 +539,10 @@ async fn queue_work(
 
 /// Cursor-style commits: `conns` connections, each committing increasing offsets of its own
 /// group on `topic` partition 0 (offsets stay below `end`). Returns commits/s.
-async fn commits(addr: SocketAddr, topic: &str, conns: usize, secs: f64, end: u64, dev: &str) -> Result<Run> {
+async fn commits(addr: SocketAddr, topic: &str, conns: usize, secs: f64, end: u64, probe: &Probe) -> Result<Run> {
     let start = Instant::now();
     let stop = start + Duration::from_secs_f64(secs);
-    let w0 = disk_writes(dev).unwrap_or(0);
+    let s0 = probe.sample();
     let mut tasks = Vec::new();
     for i in 0..conns {
         let mut c = Conn::connect(addr).await.map_err(|e| anyhow!(e))?;
@@ -563,8 +569,8 @@ async fn commits(addr: SocketAddr, topic: &str, conns: usize, secs: f64, end: u6
         hist.add(&h)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    let disk_writes = disk_writes(dev).unwrap_or(0).saturating_sub(w0);
-    Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes })
+    let d = probe.since(s0);
+    Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
 async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
@@ -572,6 +578,7 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
     let server = Cairnd::start(o)?;
     let addr = server.addr;
     let dev = o.dev.as_str();
+    let probe = Probe { dev: o.dev.clone(), pid: Some(server.child.id()) };
     let warm = if o.quick { 0.5 } else { 1.0 };
 
     if o.wants("produce") {
@@ -588,7 +595,7 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 } else {
                     Req::post(format!("/v1/topics/{topic}/messages"), JSON, json_body(100, size))
                 };
-                let run = closed_loop(addr, 32, warm, o.secs, req, 100, dev).await?;
+                let run = closed_loop(addr, 32, warm, o.secs, req, 100, &probe).await?;
                 record_run(res, &name, &run);
                 res.set(&format!("{name}_mb"), run.msgs_per_s() * size as f64 / 1e6, "MB/s");
             }
@@ -603,13 +610,13 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
             create_topic(addr, &topic, 1).await?;
             let body = if kind == "json" { json_body(1, 100) } else { Bytes::from(vec![b'x'; 100]) };
             let req = Req::post(format!("/v1/topics/{topic}/messages"), ct, body);
-            let run = closed_loop(addr, 64, warm, o.secs, req.clone(), 1, dev).await?;
+            let run = closed_loop(addr, 64, warm, o.secs, req.clone(), 1, &probe).await?;
             record_run(res, &name, &run);
             if kind == "octet" && o.wants("latency") {
                 let rate = run.reqs_per_s() * 0.5;
                 let lname = "cairn_latency_single_octet_50pct";
                 phase(lname);
-                let lrun = open_loop(addr, 64, rate, o.secs * 2.0, req, dev).await?;
+                let lrun = open_loop(addr, 64, rate, o.secs * 2.0, req, &probe).await?;
                 res.set(&format!("{lname}_target_rate"), rate, "req/s");
                 record_run(res, lname, &lrun);
             }
@@ -658,7 +665,7 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
         for conns in [4usize, 32] {
             let name = format!("cairn_commit_{conns}c");
             phase(&name);
-            let run = commits(addr, "cursor", conns, o.secs, end, dev).await?;
+            let run = commits(addr, "cursor", conns, o.secs, end, &probe).await?;
             record_run(res, &name, &run);
         }
     }

@@ -105,12 +105,36 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
 }
 
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| route_label(p.as_str()));
+    let method = method_label(request.method());
     let response = next.run(request).await;
-    let route = route.as_deref().unwrap_or("unmatched");
-    state.metrics.request(route, method.as_str(), response.status().as_u16());
+    state.metrics.request(route, method, response.status().as_u16());
     response
+}
+
+/// The route table's template for a matched path (`unmatched` for one not in [`table`]), as a
+/// static string so that counting a request allocates nothing.
+fn route_label(matched: &str) -> &'static str {
+    static PATHS: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| table().iter().map(|r| r.path).collect());
+    paths.get(matched).copied().unwrap_or("unmatched")
+}
+
+/// A method's name as a static string (`OTHER` for extension methods: the label set stays bounded).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    const NAMES: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"];
+    KNOWN.iter().position(|m| m == method).map_or("OTHER", |i| NAMES[i])
 }
 
 /// Parses the `{p}` path parameter: `400 bad_request` unless a non-negative integer.
