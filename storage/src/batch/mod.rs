@@ -113,6 +113,11 @@ impl BatchHeader {
         {
             return Err(BatchError::BadRecordCount(u64::from(header.record_count)));
         }
+        if header.base_offset.checked_add(u64::from(header.last_offset_delta) + 1).is_none() {
+            // `next_offset` must exist: a base offset near 2^64 would overflow every offset
+            // computed from it (found by tests/fuzz_decode.rs).
+            return Err(BatchError::BadRecords("base_offset + last_offset_delta overflows"));
+        }
         if header.max_timestamp < header.first_timestamp {
             return Err(BatchError::BadRecords("max_timestamp before first_timestamp"));
         }

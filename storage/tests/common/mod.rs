@@ -2,6 +2,8 @@
 //! a controllable clock, reading a partition back, and damaging files on disk.
 #![allow(dead_code)]
 
+pub mod fuzz;
+
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
