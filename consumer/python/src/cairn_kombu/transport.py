@@ -167,9 +167,9 @@ class Fetcher(threading.Thread):
                 logger.exception("cairn: fetch from %s failed", self.topic)
                 self.stopped.wait(backoff)
                 continue
-            for m in got:
-                ch._accept(self.queue, self.group, self.topic, m, no_ack=self.no_ack,
-                           to_inbox=not self.stopped.is_set())
+            if got:
+                payloads = [ch._accept(self.group, self.topic, m, no_ack=self.no_ack) for m in got]
+                ch._hand_over(self.queue, payloads, self.stopped)
             ch._unreserve(n)
 
     def _recreate(self) -> None:
@@ -376,7 +376,7 @@ class Channel(virtual.Channel):
         got = self.api.fetch(group, topic, 1, 0, self.options.ack_timeout_ms, self._transport.consumer_id)
         if not got:
             raise stdqueue.Empty()
-        return self._accept(queue, group, topic, got[0], no_ack=False, to_inbox=False)
+        return self._accept(group, topic, got[0], no_ack=False)
 
     def basic_get(self, queue, no_ack=False, **kwargs):
         try:
@@ -393,8 +393,8 @@ class Channel(virtual.Channel):
     def basic_ack(self, delivery_tag, multiple=False):
         self.qos.ack(delivery_tag)
 
-    def _accept(self, queue: str, group: str, topic: str, m: dict, no_ack: bool, to_inbox: bool) -> dict:
-        """Registers the lease of a fetched message and hands it to the consuming thread."""
+    def _accept(self, group: str, topic: str, m: dict, no_ack: bool) -> dict:
+        """Registers the lease of a fetched message; returns kombu's message dict."""
         payload = decode_message(m)
         lease = Lease(group, topic, m["partition"], m["offset"], owner=self, delivery=m.get("delivery"))
         with self._room:
@@ -408,12 +408,15 @@ class Channel(virtual.Channel):
         payload["redelivered"] = redelivered
         if no_ack:
             self._settle(tag, "ack")
-        if to_inbox:
-            if self.closed:
-                self._settle(tag, "nack")
-            else:
-                transport.inbox.put((self, queue, payload))
         return payload
+
+    def _hand_over(self, queue: str, payloads: list[dict], stopped: threading.Event) -> None:
+        """Gives fetched messages to the consuming thread (or releases them if consuming stopped)."""
+        if self.closed or stopped.is_set():
+            for payload in payloads:
+                self._settle(payload["properties"]["delivery_tag"], "nack")
+        else:
+            self._transport.put_inbox((self, queue, payloads))
 
     def _settle(self, delivery_tag, op: str) -> None:
         if os.getpid() != self._pid:  # a forked child: the parent owns these leases
@@ -481,7 +484,7 @@ class Transport(virtual.Transport):
     channel_errors = virtual.Transport.channel_errors + (CairnError,)
 
     implements = virtual.Transport.implements.extend(
-        asynchronous=False,
+        asynchronous=True,
         exchange_type=frozenset(["direct", "topic", "fanout"]),
         heartbeats=False,
     )
@@ -489,7 +492,9 @@ class Transport(virtual.Transport):
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
         self.options = Options(client.transport_options)
-        self.inbox: stdqueue.Queue = stdqueue.Queue()
+        self.inbox: stdqueue.Queue = stdqueue.Queue()  # (channel, queue, [payloads]) from fetchers
+        self._wake_fds: tuple[int, int] | None = None  # pipe read by an event loop, once registered
+        self._loop = None
         self.declared: set[str] = set()
         self.fanout_topics: set[str] = set()
         self.fanout_of: dict[str, str] = {}
@@ -528,29 +533,96 @@ class Transport(virtual.Transport):
         self.api.health()  # fails fast and clearly: unreachable, or not a Cairn server
         return super().establish_connection()
 
+    # -- delivering to the consuming thread --------------------------------------------------
+
+    def put_inbox(self, item: tuple) -> None:
+        """Called by fetcher threads: queues ``(channel, queue, [payloads])``, wakes the consumer."""
+        self.inbox.put(item)
+        self._signal()
+
+    def _signal(self) -> None:
+        fds = self._wake_fds
+        if fds is not None:
+            try:
+                os.write(fds[1], b"\0")
+            except (BlockingIOError, OSError):  # pipe full: the loop is already woken
+                pass
+
     def drain_events(self, connection, timeout=None):
-        """Blocks until fetched messages are ready (or ``timeout``) and delivers them."""
+        """Blocking mode: waits until fetched messages are ready (or ``timeout``), delivers them."""
         try:
             item = self.inbox.get(timeout=None if timeout is None else max(timeout, 0))
         except stdqueue.Empty:
             raise socket.timeout() from None
+        self._deliver_from(item)
+
+    def _deliver_from(self, item: tuple | None) -> None:
+        """Delivers ``item`` and whatever else is in the inbox, up to about DRAIN_BATCH_MAX."""
         delivered = 0
         while True:
-            channel, queue, payload = item
-            if not channel.closed:
-                self._deliver(payload, queue)
-            delivered += 1
+            if item is not None:
+                channel, queue, payloads = item
+                if channel.closed:
+                    for payload in payloads:
+                        channel._settle(payload["properties"]["delivery_tag"], "nack")
+                else:
+                    for payload in payloads:
+                        self._deliver(payload, queue)
+                delivered += len(payloads)
             if delivered >= DRAIN_BATCH_MAX:
+                if not self.inbox.empty():
+                    self._signal()  # more: let the event loop run, then come back
                 return
             try:
                 item = self.inbox.get_nowait()
             except stdqueue.Empty:
                 return
 
+    def register_with_event_loop(self, connection, loop):
+        """Event-loop mode (Celery's worker hub): fetchers write a byte to a pipe the loop reads.
+
+        The loop's thread then delivers everything fetched, with no blocking call: Celery runs
+        its non-blocking loop and pool (as for AMQP and Redis), not the threaded fallback.
+        """
+        if self._wake_fds is None:
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._wake_fds = (r, w)
+        self._loop = loop
+        loop.add_reader(self._wake_fds[0], self._on_wake)
+        if not self.inbox.empty():
+            self._signal()
+
+    def unregister_from_event_loop(self, connection, loop):
+        if self._wake_fds is not None:
+            loop.remove_reader(self._wake_fds[0])
+        self._loop = None
+
+    def _on_wake(self) -> None:
+        fds = self._wake_fds
+        if fds is None:
+            return
+        try:
+            os.read(fds[0], 65536)
+        except (BlockingIOError, OSError):
+            pass
+        self._deliver_from(None)
+
     def close_connection(self, connection):
         super().close_connection(connection)
         if os.getpid() == self._pid and "leases" in self.__dict__:
             self.leases.close()
+        fds, self._wake_fds = self._wake_fds, None
+        if fds is not None and os.getpid() == self._pid:
+            if self._loop is not None:
+                self._loop.remove_reader(fds[0])
+                self._loop = None
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def driver_version(self):
         from . import __version__
