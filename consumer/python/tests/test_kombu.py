@@ -264,3 +264,49 @@ def test_token_is_sent_as_bearer():
     finally:
         srv.shutdown()
     assert seen == ["Bearer s3cret", "Bearer t2"]
+
+
+def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
+    """Celery's worker mode: the transport wakes kombu's hub through its pipe; fetches never take
+    more than the prefetch window (the server's in-flight count says how many were leased)."""
+    from kombu.asynchronous import Hub
+
+    q = qname("loop")
+    with Connection(cairnd.url) as pub:
+        sq = pub.SimpleQueue(q)
+        for i in range(10):
+            sq.put(i)
+        sq.close()
+    offsets = f"{cairnd.http}/v1/groups/kombu.{q}/offsets?topic={q}"
+    got = []
+    hub = Hub()
+    try:
+        with Connection(cairnd.url) as conn:
+            assert conn.transport.implements.asynchronous
+            ch = conn.channel()
+            ch.basic_qos(0, 3, False)
+            with Consumer(ch, [Queue(q)], callbacks=[lambda b, m: got.append(m)], accept=["json"]):
+                conn.transport.register_with_event_loop(conn.connection, hub)
+                loop = hub.create_loop()
+
+                def run_until(cond, what):
+                    deadline = time.monotonic() + 20
+                    while not cond():
+                        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+                        next(loop)
+
+                run_until(lambda: len(got) == 3, "3 messages")
+                assert [m.payload for m in got] == [0, 1, 2]
+                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 3
+                got[0].ack()
+                run_until(lambda: len(got) == 4, "a 4th message once one is acked")
+                conn.transport.leases.flush()
+                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 3
+                for m in got[1:]:
+                    m.ack()
+                run_until(lambda: len(got) == 7, "3 more")
+                for m in got[4:]:
+                    m.ack()
+                conn.transport.unregister_from_event_loop(conn.connection, hub)
+    finally:
+        hub.close()
