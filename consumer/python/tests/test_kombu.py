@@ -284,7 +284,7 @@ def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
         with Connection(cairnd.url) as conn:
             assert conn.transport.implements.asynchronous
             ch = conn.channel()
-            ch.basic_qos(0, 3, False)
+            ch.basic_qos(0, 4, False)
             with Consumer(ch, [Queue(q)], callbacks=[lambda b, m: got.append(m)], accept=["json"]):
                 conn.transport.register_with_event_loop(conn.connection, hub)
                 loop = hub.create_loop()
@@ -295,17 +295,19 @@ def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
                         assert time.monotonic() < deadline, f"timed out waiting for {what}"
                         next(loop)
 
-                run_until(lambda: len(got) == 3, "3 messages")
-                assert [m.payload for m in got] == [0, 1, 2]
-                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 3
+                run_until(lambda: len(got) == 4, "4 messages")
+                assert [m.payload for m in got] == [0, 1, 2, 3]
+                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 4
                 got[0].ack()
-                run_until(lambda: len(got) == 4, "a 4th message once one is acked")
+                got[1].ack()  # half the window free: the next fetch takes two
+                run_until(lambda: len(got) == 6, "2 more once two are acked")
                 conn.transport.leases.flush()
-                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 3
-                for m in got[1:]:
+                assert sum(o["in_flight"] for o in http_json(offsets)["offsets"]) == 4
+                for m in got[2:]:
                     m.ack()
-                run_until(lambda: len(got) == 7, "3 more")
-                for m in got[4:]:
+                run_until(lambda: len(got) == 10, "the rest")
+                assert [m.payload for m in got] == list(range(10))
+                for m in got[6:]:
                     m.ack()
                 conn.transport.unregister_from_event_loop(conn.connection, hub)
     finally:

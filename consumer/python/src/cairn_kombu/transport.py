@@ -144,7 +144,7 @@ class Fetcher(threading.Thread):
         ch, transport = self.channel, self.channel._transport
         opts, backoff = transport.options, 0.2
         while not self.stopped.is_set():
-            n = ch._reserve(opts.fetch_max, self.stopped)
+            n = ch._reserve(ch._fetch_max, self.stopped)
             if not n:
                 continue
             try:
@@ -190,6 +190,7 @@ class Channel(virtual.Channel):
         super().__init__(connection, **kwargs)
         self._room = threading.Condition()
         self._outstanding = 0  # held leases of this channel + messages asked for in open fetches
+        self._fetch_max = max(1, connection.options.fetch_max)
         self._fetchers: dict[str, Fetcher] = {}
         self._pid = os.getpid()
         self._transport = connection  # kept: kombu clears ``self.connection`` on close
@@ -426,22 +427,35 @@ class Channel(virtual.Channel):
     def _on_settled(self) -> None:
         with self._room:
             self._outstanding -= 1
-            self._room.notify_all()
+            if self._room_to_fetch(self._fetch_max) > 0:  # wake fetchers only when they would fetch
+                self._room.notify_all()
 
     def _wake(self) -> None:
         with self._room:
             self._room.notify_all()
 
+    def _room_to_fetch(self, most: int) -> int:
+        """How many messages a fetch may ask for now (0: wait). Call with ``_room`` held.
+
+        A fetch waits until half the prefetch window is free (or all of it for a window of
+        one), so a busy worker makes one request per half window rather than one per ack,
+        while the other half keeps it busy; with no limit it asks for ``most``.
+        """
+        limit = self.qos.prefetch_count
+        if not limit:
+            return most
+        room = min(most, limit - self._outstanding)
+        return room if room >= min(most, (limit + 1) // 2) else 0
+
     def _reserve(self, most: int, stopped: threading.Event) -> int:
         """Blocks until the prefetch window has room; reserves and returns up to ``most``."""
         with self._room:
             while not stopped.is_set() and not self.closed:
-                limit = self.qos.prefetch_count
-                room = most if not limit else min(most, limit - self._outstanding)
+                room = self._room_to_fetch(most)
                 if room > 0:
                     self._outstanding += room
                     return room
-                # prefetch changes (basic_qos) do not notify: look again within a second
+                # woken by settles and basic_qos; a second's timeout as a safety net
                 self._room.wait(1.0)
         return 0
 
