@@ -10,8 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde::Deserialize;
+
+use crate::auth::settings::AuthFile;
+use crate::auth::Tokens;
 
 /// Default listen address.
 pub const LISTEN_DEFAULT: &str = "127.0.0.1:7420";
@@ -111,6 +114,32 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info` or `cairn_server=debug`).
     #[arg(long, env = "CAIRN_LOG")]
     pub log: Option<String>,
+    /// Serve anyone who can reach a non-loopback listen address when no tokens are configured
+    /// (without it, `cairnd` refuses to start that way: protected mode).
+    #[arg(long, env = "CAIRN_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
+    /// With tokens configured: serve `/metrics` without a token (default: it needs `admin` or `metrics`).
+    #[arg(long, env = "CAIRN_METRICS_OPEN", value_name = "BOOL")]
+    pub metrics_open: Option<bool>,
+    /// TLS certificate chain (PEM); with `--tls-key`, the listener speaks HTTPS only.
+    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, `cairnd` serves).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the SHA-256 of a token read from stdin (for `[[auth.tokens]] sha256`).
+    HashToken {
+        /// Make a new random token instead, and print it with its hash and a config snippet.
+        #[arg(long)]
+        generate: bool,
+    },
 }
 
 /// The TOML file: the same settings as the flags, all optional.
@@ -133,6 +162,10 @@ pub struct FileConfig {
     pub compaction_io_bytes_per_sec: Option<u64>,
     pub writer_threads: Option<usize>,
     pub log: Option<String>,
+    pub allow_anonymous: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub auth: Option<AuthFile>,
 }
 
 impl FileConfig {
@@ -190,6 +223,20 @@ impl CompactionSettings {
     }
 }
 
+/// Authentication settings (see `crate::auth`); no tokens means anonymous access.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub tokens: Tokens,
+    pub metrics_open: bool,
+}
+
+/// The listener's certificate chain and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// The server's complete configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -204,6 +251,10 @@ pub struct ServerConfig {
     pub compaction: CompactionSettings,
     pub writer_threads: usize,
     pub log: String,
+    pub auth: AuthSettings,
+    /// Listen on a non-loopback address without tokens (protected mode off).
+    pub allow_anonymous: bool,
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -216,7 +267,11 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Parses the process's flags and environment, then reads the config file if one is named.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let cli = Cli::parse();
+        Self::from_cli(Cli::parse())
+    }
+
+    /// Reads the config file `cli` names (if any) and merges.
+    pub fn from_cli(cli: Cli) -> Result<Self, ConfigError> {
         let file = match &cli.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -253,6 +308,16 @@ impl ServerConfig {
             return Err(invalid("writer_threads", "must be at least 1".into()));
         }
         let compaction = CompactionSettings::resolve(&cli, &file)?;
+        let auth_file = file.auth.unwrap_or_default();
+        let auth = AuthSettings {
+            tokens: crate::auth::settings::tokens(&auth_file.tokens).map_err(|r| invalid("auth.tokens", r))?,
+            metrics_open: cli.metrics_open.or(auth_file.metrics_open).unwrap_or(false),
+        };
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(invalid("tls_cert", "tls_cert and tls_key go together: set both or neither".into())),
+        };
         Ok(ServerConfig {
             listen: cli.listen.or(file.listen).unwrap_or_else(|| LISTEN_DEFAULT.to_string()),
             data_dir: cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT)),
@@ -296,6 +361,9 @@ impl ServerConfig {
             compaction,
             writer_threads,
             log: cli.log.or(file.log).unwrap_or_else(|| "info".to_string()),
+            auth,
+            allow_anonymous: cli.allow_anonymous || file.allow_anonymous.unwrap_or(false),
+            tls,
         })
     }
 }
@@ -307,6 +375,30 @@ fn invalid(name: &'static str, reason: String) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_protected_mode_and_tls_settings() {
+        let c = ServerConfig::default();
+        assert!(c.auth.tokens.is_empty() && !c.auth.metrics_open && !c.allow_anonymous && c.tls.is_none());
+        let hash = crate::auth::TokenHash::of("s").to_hex();
+        let file: FileConfig = toml::from_str(&format!(
+            "allow_anonymous = true\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[auth]\nmetrics_open = true\n\
+             [[auth.tokens]]\nname = \"ops\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]\n"
+        ))
+        .unwrap();
+        let cli = Cli::try_parse_from(["cairnd", "--metrics-open", "false"]).unwrap();
+        let c = ServerConfig::resolve(cli, file).unwrap();
+        assert_eq!(c.auth.tokens.len(), 1);
+        assert!(!c.auth.metrics_open && c.allow_anonymous);
+        assert_eq!(c.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        let cli = Cli::try_parse_from(["cairnd", "--tls-cert", "c.pem"]).unwrap();
+        assert!(ServerConfig::resolve(cli, FileConfig::default()).is_err());
+        let cli = Cli::try_parse_from(["cairnd", "--allow-anonymous"]).unwrap();
+        assert!(ServerConfig::resolve(cli, FileConfig::default()).unwrap().allow_anonymous);
+        let bad: FileConfig =
+            toml::from_str("[[auth.tokens]]\nname = \"x\"\nsha256 = \"00\"\nscopes = [\"admin\"]").unwrap();
+        assert!(ServerConfig::resolve(Cli::default(), bad).is_err());
+    }
 
     #[test]
     fn defaults() {

@@ -8,6 +8,7 @@
 //! (configuration, limits, signals) are in `docs/OPERATIONS.md`.
 
 pub mod activity;
+pub mod auth;
 pub mod config;
 pub mod ends;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod serve;
 pub mod shutdown;
 pub mod sse;
 pub mod state;
+pub mod tls;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -57,8 +59,18 @@ pub enum ServerError {
     Signals(std::io::Error),
     #[error("a startup task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("cannot load the consumer groups: {0}")]
     Groups(#[from] groups::GroupError),
+    #[error(
+        "refusing to listen on {addr} without authentication (protected mode): no tokens are configured, \
+         so anyone who can reach {addr} could read, write and delete every topic. Configure [[auth.tokens]] in the \
+         config file (see `cairnd hash-token` and docs/OPERATIONS.md, Security), listen on a loopback address \
+         (127.0.0.1, ::1), or start with --allow-anonymous (CAIRN_ALLOW_ANONYMOUS=true, allow_anonymous = true) to \
+         serve anyone"
+    )]
+    Unprotected { addr: String },
 }
 
 /// An opened store, ready to serve.
@@ -66,6 +78,7 @@ pub struct Server {
     config: ServerConfig,
     catalog: Arc<Catalog>,
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     groups: Arc<GroupEngine>,
     idempotency: Idempotency,
 }
@@ -74,6 +87,8 @@ impl Server {
     /// Opens the data directory (recovering it if needed), loads the idempotency window and
     /// binds the listen address.
     pub async fn open(config: ServerConfig) -> Result<Self, ServerError> {
+        check_protected_mode(&config).await?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let opts = CatalogOptions {
             writer_threads: config.writer_threads,
             retention_check_interval: Some(config.retention_check_interval),
@@ -96,7 +111,7 @@ impl Server {
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
-        Ok(Server { config, catalog, listener, groups, idempotency })
+        Ok(Server { config, catalog, listener, tls, groups, idempotency })
     }
 
     /// The bound address (useful with port 0).
@@ -117,8 +132,16 @@ impl Server {
             keepalive: SSE_KEEPALIVE,
         };
         let state = State::new(Arc::clone(&self.catalog), settings, self.idempotency, self.groups, shutdown.clone());
-        let app = routes::router(state);
-        serve::serve(self.listener, app, self.config.connections.clone(), shutdown, self.config.shutdown_grace).await;
+        let auth = (!self.config.auth.tokens.is_empty()).then(|| {
+            Arc::new(auth::Auth {
+                tokens: self.config.auth.tokens.clone(),
+                metrics_open: self.config.auth.metrics_open,
+                body_bytes_max: self.config.body_bytes_max,
+            })
+        });
+        let app = routes::router_for(routes::table(), state, auth);
+        let limits = self.config.connections.clone();
+        serve::serve(self.listener, self.tls, app, limits, shutdown, self.config.shutdown_grace).await;
         drop(trigger);
         let catalog = self.catalog;
         tokio::task::spawn_blocking(move || catalog.close()).await??;
@@ -126,12 +149,30 @@ impl Server {
     }
 }
 
+/// Protected mode: without tokens, every address `config.listen` resolves to must be loopback
+/// unless anonymous access was allowed.
+async fn check_protected_mode(config: &ServerConfig) -> Result<(), ServerError> {
+    if !config.auth.tokens.is_empty() || config.allow_anonymous {
+        return Ok(());
+    }
+    let addrs = tokio::net::lookup_host(&config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen.clone(), source })?;
+    for addr in addrs {
+        if !addr.ip().is_loopback() {
+            return Err(ServerError::Unprotected { addr: addr.to_string() });
+        }
+    }
+    Ok(())
+}
+
 /// Runs `cairnd`: open, announce, serve until SIGTERM/SIGINT, close cleanly.
 pub async fn run(config: ServerConfig) -> Result<(), ServerError> {
     let server = Server::open(config).await?;
     let addr =
         server.local_addr().map_err(|source| ServerError::Bind { addr: server.config.listen.clone(), source })?;
-    tracing::info!(%addr, data_dir = %server.config.data_dir.display(), "cairnd ready");
+    let (tls, tokens) = (server.tls.is_some(), server.config.auth.tokens.len());
+    tracing::info!(%addr, data_dir = %server.config.data_dir.display(), tls, tokens, "cairnd ready");
     announce(addr);
     let (trigger, shutdown) = Shutdown::new();
     let signal_trigger = trigger.clone();

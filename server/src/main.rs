@@ -1,8 +1,15 @@
 //! `cairnd`: the Cairn server binary. Parses the configuration, sets up logging and hands
-//! over to [`cairn_server::run`]; see `docs/OPERATIONS.md`.
+//! over to [`cairn_server::run`]; see `docs/OPERATIONS.md`. `cairnd hash-token` prints the
+//! digest of a token for the config file (Security in `docs/OPERATIONS.md`).
+
+use std::io::{BufRead as _, Write as _};
 
 use anyhow::Context as _;
+use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
+
+use cairn_server::auth::token::{generate, TokenHash};
+use cairn_server::config::{Cli, Command};
 
 /// mimalloc instead of the system allocator: a request allocates a few dozen small buffers,
 /// and glibc's malloc/free took ~11 % of cairnd's CPU under single-message produce load
@@ -11,7 +18,11 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    let config = cairn_server::ServerConfig::from_env().context("invalid configuration")?;
+    let cli = Cli::parse();
+    if let Some(Command::HashToken { generate }) = &cli.command {
+        return hash_token(*generate);
+    }
+    let config = cairn_server::ServerConfig::from_cli(cli).context("invalid configuration")?;
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(&config.log))
         .context("invalid log filter")?;
@@ -19,5 +30,25 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("cairnd").build()?;
     runtime.block_on(cairn_server::run(config)).context("cairnd failed")?;
+    Ok(())
+}
+
+/// `cairnd hash-token`: the SHA-256 of the first line of stdin (the token stays out of the
+/// shell history and `ps`); with `--generate`, a new token, its digest and a config snippet.
+fn hash_token(generate_new: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if generate_new {
+        let token = generate().map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+        let hash = TokenHash::of(&token).to_hex();
+        writeln!(out, "token:  {token}")?;
+        writeln!(out, "sha256: {hash}")?;
+        writeln!(out, "\n[[auth.tokens]]\nname = \"CHANGE-ME\"\nsha256 = \"{hash}\"\nscopes = [\"admin\"]")?;
+        return Ok(());
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the token from stdin")?;
+    let token = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!token.is_empty(), "no token on stdin (try: printf %s \"$TOKEN\" | cairnd hash-token)");
+    writeln!(out, "{}", TokenHash::of(token).to_hex())?;
     Ok(())
 }

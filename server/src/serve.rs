@@ -7,7 +7,9 @@
 //! long between requests) and fit in `header_bytes_max` (else `431`); a connection that moves
 //! no byte for `idle_timeout` is closed. On shutdown the accept loop stops, every connection
 //! finishes its in-flight request and closes, and [`serve`] returns once all are gone or
-//! `shutdown_grace` has passed.
+//! `shutdown_grace` has passed. With TLS (`crate::tls`) the handshake happens inside the
+//! connection's slot, bounded by `header_read_timeout` and abandoned on shutdown; the
+//! activity clock sits under TLS, so the idle timeout counts encrypted bytes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,10 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::activity::{Activity, ActivityIo};
 use crate::config::ConnectionLimits;
@@ -28,8 +32,16 @@ pub const HEADERS_MAX: usize = 128;
 /// Pause after an accept error (for example too many open files) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` until `shutdown`, then drains (bounded by `grace`).
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: Shutdown, grace: Duration) {
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown`, then drains
+/// (bounded by `grace`).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: Shutdown,
+    grace: Duration,
+) {
     let slots = Arc::new(Semaphore::new(limits.connections_max));
     let limits = Arc::new(limits);
     loop {
@@ -45,7 +57,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
             Ok((stream, peer)) => {
                 tracing::trace!(%peer, "connection accepted");
                 let (app, limits, shutdown) = (app.clone(), Arc::clone(&limits), shutdown.clone());
-                tokio::spawn(connection(stream, app, limits, shutdown, permit));
+                tokio::spawn(accepted_connection(stream, tls.clone(), app, limits, shutdown, permit));
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -62,17 +74,44 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
     }
 }
 
-/// Serves one connection until it closes, idles out, or shutdown completes it.
-async fn connection(
+/// Wraps an accepted socket (activity clock, then TLS if configured) and serves it.
+async fn accepted_connection(
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: Arc<ConnectionLimits>,
+    shutdown: Shutdown,
+    permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Activity::new();
+    let io = ActivityIo::new(stream, Arc::clone(&activity));
+    let Some(tls) = tls else {
+        return connection(io, activity, app, limits, shutdown, permit).await;
+    };
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(limits.header_read_timeout, tls.accept(io)) => r,
+        _ = shutdown.wait() => return,
+    };
+    match handshake {
+        Ok(Ok(io)) => connection(io, activity, app, limits, shutdown, permit).await,
+        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!("TLS handshake not done within {:?}", limits.header_read_timeout),
+    }
+}
+
+/// Serves one connection until it closes, idles out, or shutdown completes it.
+async fn connection<S>(
+    stream: S,
+    activity: Arc<Activity>,
     app: Router,
     limits: Arc<ConnectionLimits>,
     shutdown: Shutdown,
     _permit: OwnedSemaphorePermit,
-) {
-    let _ = stream.set_nodelay(true);
-    let activity = Activity::new();
-    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

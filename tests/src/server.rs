@@ -95,6 +95,7 @@ pub struct Builder {
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     data_dir: Option<PathBuf>,
+    listen: Option<String>,
 }
 
 impl Builder {
@@ -108,6 +109,12 @@ impl Builder {
     /// never inherited).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Listens on `addr` instead of `127.0.0.1:0` (e.g. `0.0.0.0:0` for protected mode).
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
         self
     }
 
@@ -151,7 +158,7 @@ impl Builder {
                 .build()
                 .expect("reqwest client"),
         };
-        c.spawn("127.0.0.1:0").await?;
+        c.spawn(self.listen.as_deref().unwrap_or("127.0.0.1:0")).await?;
         Ok(c)
     }
 }

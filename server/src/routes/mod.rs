@@ -14,6 +14,8 @@ pub mod read;
 pub mod service;
 pub mod topics;
 
+use std::sync::Arc;
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::Method;
@@ -22,6 +24,7 @@ use axum::response::Response;
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
+use crate::auth::Auth;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -76,24 +79,27 @@ pub fn table() -> Vec<RouteSpec> {
     ]
 }
 
-/// The router for `routes`, with the JSON fallbacks and request metrics.
-pub fn router_for(routes: Vec<RouteSpec>, state: AppState) -> Router {
+/// The router for `routes`, with the JSON fallbacks, request metrics and, when `auth` is
+/// given, the token check (`crate::auth::authorize`) in front of every route and fallback.
+pub fn router_for(routes: Vec<RouteSpec>, state: AppState, auth: Option<Arc<Auth>>) -> Router {
     let doc = service::OpenApiDocument(std::sync::Arc::new(crate::openapi::document(&routes)));
     let mut router = Router::new();
     for r in routes {
         router = router.route(r.path, r.handler);
     }
+    router = router.method_not_allowed_fallback(method_not_allowed).fallback(not_found);
+    if let Some(auth) = auth {
+        router = router.layer(middleware::from_fn_with_state(auth, crate::auth::authorize));
+    }
     router
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(axum::Extension(doc))
         .with_state(state)
 }
 
-/// The API's router.
+/// The API's router, anonymous (no tokens).
 pub fn router(state: AppState) -> Router {
-    router_for(table(), state)
+    router_for(table(), state, None)
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -11,11 +11,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use cairn_storage::{Topic, TopicConfig};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, read_body, ApiPath};
 use crate::read::blocking;
@@ -108,12 +109,16 @@ pub async fn create(State(state): State<AppState>, request: Request) -> ApiResul
 }
 
 /// `GET /v1/topics`
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+///
+/// With authentication on, only the topics the caller's token may produce to or consume from
+/// are listed (`admin` sees all).
+pub async fn list(State(state): State<AppState>, principal: Option<Extension<Arc<Principal>>>) -> Json<Value> {
+    let visible = |name: &str| principal.as_ref().is_none_or(|Extension(p)| p.can_see(name));
     let topics: Vec<TopicDescription> = state
         .catalog
         .topics()
         .iter()
-        .filter(|t| !names::is_internal(t.name()))
+        .filter(|t| !names::is_internal(t.name()) && visible(t.name()))
         .map(|t| TopicDescription::of(t))
         .collect();
     Json(serde_json::json!({ "topics": topics }))
