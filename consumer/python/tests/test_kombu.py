@@ -183,6 +183,8 @@ def test_fanout_reaches_every_bound_queue(cairnd):
             c1.drain_events(timeout=10)
             c2.drain_events(timeout=10)
         assert got1 == [{"hello": "all"}] and got2 == [{"hello": "all"}]
+    # the exchange's topic is bounded by fanout_retention_seconds (default an hour)
+    assert http_json(f"{cairnd.http}/v1/topics/kombu.fanout.{ex.name}")["config"]["retention_ms"] == 3_600_000
 
 
 def test_direct_binding_made_by_another_process_routes(cairnd):
@@ -312,3 +314,35 @@ def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
                 conn.transport.unregister_from_event_loop(conn.connection, hub)
     finally:
         hub.close()
+
+
+def test_acks_are_batched(cairnd):
+    """Acks queued while an ack request is in flight go out together in the next request."""
+    q = qname("batch")
+    with Connection(cairnd.url) as conn:
+        sq = conn.SimpleQueue(q)
+        for i in range(50):
+            sq.put(i)
+        got = [sq.get(timeout=10) for _ in range(50)]
+        client = conn.default_channel.api
+        calls: list[tuple[str, int]] = []
+        release = threading.Event()
+        real_settle = client.settle
+
+        def settle(op, group, topic, refs, **extra):
+            calls.append((op, len(refs)))
+            release.wait(10)  # the first request "is in flight" until every ack is queued
+            return real_settle(op, group, topic, refs, **extra)
+
+        client.settle = settle
+        try:
+            for m in got:
+                m.ack()
+            release.set()
+            assert conn.default_channel.connection.leases.flush(10)
+        finally:
+            client.settle = real_settle
+        # whatever the first request took, everything queued behind it went in one more
+        assert len(calls) <= 2 and {op for op, _ in calls} == {"ack"} and sum(n for _, n in calls) == 50, calls
+        assert sq.qsize() == 0
+        sq.close()
