@@ -58,3 +58,28 @@ async fn sigterm_with_an_open_sse_stream_still_exits_0() {
     // The stream ends (the server closed it).
     assert!(within(GENEROUS, sse.next_event()).await.is_none(), "stream goes on after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_an_open_group_fetch_long_poll_at_once() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("idle", json!({})).await;
+    let fetch =
+        s.request(reqwest::Method::POST, "/v1/groups/waiter/topics/idle/fetch").json(&json!({"wait_ms": 30000}));
+    let started = std::time::Instant::now();
+    let poll = tokio::spawn(fetch.send());
+    // The fetch has reached the engine (and is waiting) once it has created its group.
+    within(GENEROUS, async {
+        while s.get("/v1/groups/waiter").await.status != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let status = s.sigterm().await;
+    assert_eq!(status.code(), Some(0), "SIGTERM exit status: {status}");
+    let resp = poll.await.expect("fetch task").expect("the fetch is answered, not cut off");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.expect("JSON reply");
+    assert_eq!(body, json!({"messages": []}));
+    // answered on shutdown, not when its 30 s wait ran out (the grace period is 30 s too)
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "took {:?}", started.elapsed());
+}

@@ -4,7 +4,8 @@
 //! partitions), and in each partition hands out redeliveries first, then new messages in
 //! offset order (oldest first). Long-polling waits on three signals — new messages in the
 //! topic, the group's own changes (nacks, acks, resets) and the next lease expiry or nack
-//! delay — never on a sleep loop.
+//! delay — never on a sleep loop — and answers at once, with what it has, when the server
+//! starts shutting down (as read long-polls do).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use super::engine::{Durable, GroupEngine};
 use super::error::GroupError;
 use super::journal::{Entry, GroupState};
 use super::view::Delivered;
+use crate::shutdown::Shutdown;
 
 /// Bytes read from a partition per step while looking for new messages.
 const FETCH_READ_BYTES: usize = 256 * 1024;
@@ -29,6 +31,8 @@ pub struct FetchParams {
     pub wait: Duration,
     pub ack_timeout_ms: Option<u64>,
     pub consumer: Option<String>,
+    /// Ends the long-poll early (with what the fetch has, usually nothing) once triggered.
+    pub shutdown: Option<Shutdown>,
 }
 
 /// A message named by an ack, nack, extend or reject.
@@ -58,6 +62,14 @@ struct DeadJob {
     offset: u64,
     deliveries: u32,
     reason: String,
+}
+
+/// Completes once `shutdown` fires; never without one.
+async fn shutting_down(shutdown: Option<&Shutdown>) {
+    match shutdown {
+        Some(s) => s.wait().await,
+        None => std::future::pending().await,
+    }
 }
 
 struct FetchOutcome {
@@ -102,7 +114,8 @@ impl GroupEngine {
             }
             Self::durable(outcome.pending).await?;
             let now = tokio::time::Instant::now();
-            if got || now >= deadline {
+            let stopping = params.shutdown.as_ref().is_some_and(Shutdown::is_triggered);
+            if got || now >= deadline || stopping {
                 return Ok(outcome.delivered);
             }
             let wake_at = outcome.next_due.map_or(deadline, |d| deadline.min(tokio::time::Instant::from_std(d)));
@@ -110,6 +123,7 @@ impl GroupEngine {
                 _ = &mut new_messages => {}
                 _ = &mut group_change => {}
                 _ = tokio::time::sleep_until(wake_at) => {}
+                _ = shutting_down(params.shutdown.as_ref()) => {}
             }
         }
     }

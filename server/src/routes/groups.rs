@@ -201,6 +201,7 @@ pub async fn fetch(
         wait: Duration::from_millis(wait_ms),
         ack_timeout_ms: body.ack_timeout_ms,
         consumer: body.consumer,
+        shutdown: Some(state.shutdown.clone()),
     };
     let engine = state.groups.clone();
     let delivered = engine.fetch(&group, &topic, params).await?;

@@ -49,7 +49,13 @@ impl Env {
 }
 
 fn params(max: usize) -> FetchParams {
-    FetchParams { max_messages: max, wait: Duration::ZERO, ack_timeout_ms: None, consumer: Some("w".into()) }
+    FetchParams {
+        max_messages: max,
+        wait: Duration::ZERO,
+        ack_timeout_ms: None,
+        consumer: Some("w".into()),
+        shutdown: None,
+    }
 }
 
 fn refs(msgs: &[Delivered]) -> Vec<MessageRef> {
