@@ -79,7 +79,14 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
     while i < bases.len() {
         let seg = Arc::new(Segment::new(dir, bases[i]));
         let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
-        let state = match trusted.then(|| open_trusted(&seg)).flatten() {
+        let is_active = i + 1 == bases.len();
+        // The active segment's indexes are appended to: they must be exactly what the index
+        // rule gives, or the writer would extend a damaged index (rebuilt from a scan then).
+        let state = match trusted
+            .then(|| open_trusted(&seg))
+            .flatten()
+            .filter(|s| !is_active || active_indexes_ok(&seg, s.len))
+        {
             Some(state) => state,
             None => {
                 let scan = scan_segment(&seg)?;
@@ -247,6 +254,54 @@ fn open_trusted(seg: &Segment) -> Option<SegState> {
         first_ts: Some(first.first_timestamp),
         max_ts: Some(last.max_timestamp),
     })
+}
+
+/// Whether the active segment's index files can be appended to as they are: each the
+/// preallocated size of the largest segment at most, a non-zero prefix of entries strictly increasing in both
+/// fields (positions inside the log's `len` bytes) followed only by zeros. Damaged files
+/// fail this and are rebuilt; reading them whole is cheap (a few hundred KB at most).
+fn active_indexes_ok(seg: &Segment, len: u64) -> bool {
+    // Any segment size the config allows (it may have changed since the file was made).
+    let cap = index_capacity(SEGMENT_BYTES_MAX);
+    let read = |path: &Path, entry_len: usize| -> Option<Vec<u8>> {
+        let bytes = fs::metadata(path).ok()?.len();
+        if bytes % entry_len as u64 != 0 || bytes > (cap * entry_len) as u64 {
+            return None;
+        }
+        fs::read(path).ok()
+    };
+    let prefix_ok = |bytes: &[u8], entry_len: usize, key: &dyn Fn(&[u8]) -> (i128, u64)| -> bool {
+        let mut prev: Option<(i128, u64)> = None;
+        let mut zeros = false;
+        for e in bytes.chunks_exact(entry_len) {
+            if e.iter().all(|&b| b == 0) {
+                zeros = true;
+                continue;
+            }
+            let k = key(e);
+            if zeros || prev.is_some_and(|p| k.0 <= p.0 || k.1 <= p.1) {
+                return false;
+            }
+            prev = Some(k);
+        }
+        true
+    };
+    let u32_at = |e: &[u8], at: usize| u32::from_le_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]);
+    let Some(index) = read(&seg.index_path, INDEX_ENTRY_LEN) else { return false };
+    let Some(time) = read(&seg.timeindex_path, TIMEINDEX_ENTRY_LEN) else { return false };
+    // Offset index: (relative offset, position); positions inside the log, after 0.
+    let index_ok = prefix_ok(&index, INDEX_ENTRY_LEN, &|e| (i128::from(u32_at(e, 0)), u64::from(u32_at(e, 4))))
+        && index.chunks_exact(INDEX_ENTRY_LEN).all(|e| {
+            let pos = u64::from(u32_at(e, 4));
+            e.iter().all(|&b| b == 0) || (pos > 0 && pos < len)
+        });
+    // Time index: (timestamp, relative offset), both strictly increasing.
+    let time_ok = prefix_ok(&time, TIMEINDEX_ENTRY_LEN, &|e| {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&e[..8]);
+        (i128::from(i64::from_le_bytes(ts)), u64::from(u32_at(e, 8)))
+    });
+    index_ok && time_ok
 }
 
 /// Reads every batch of a segment, checking CRCs and offsets, and computes the index
