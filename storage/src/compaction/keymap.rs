@@ -53,18 +53,17 @@ impl KeyMap {
         KeyMap { map: HashMap::with_capacity_and_hasher(cap.min(1 << 20), Default::default()), cap }
     }
 
-    /// Records `offset` as the latest for `hash`. Returns false, changing nothing, if the key
-    /// is new and the map is full.
-    pub fn insert(&mut self, hash: u128, offset: u64) -> bool {
+    /// Records `offset` as the latest for `hash`: `Some(previous latest)` (`Some(None)` for a
+    /// new key), or `None`, changing nothing, if the key is new and the map is full.
+    pub fn insert(&mut self, hash: u128, offset: u64) -> Option<Option<u64>> {
         if let Some(slot) = self.map.get_mut(&hash) {
-            *slot = offset;
-            return true;
+            return Some(Some(std::mem::replace(slot, offset)));
         }
         if self.map.len() >= self.cap {
-            return false;
+            return None;
         }
         self.map.insert(hash, offset);
-        true
+        Some(None)
     }
 
     pub fn get(&self, hash: u128) -> Option<u64> {
@@ -79,10 +78,10 @@ mod tests {
     #[test]
     fn bounded_and_latest_wins() {
         let mut m = KeyMap::new(2);
-        assert!(m.insert(key_hash(b"a"), 1));
-        assert!(m.insert(key_hash(b"b"), 2));
-        assert!(m.insert(key_hash(b"a"), 3), "known keys update when full");
-        assert!(!m.insert(key_hash(b"c"), 4), "a new key does not fit");
+        assert_eq!(m.insert(key_hash(b"a"), 1), Some(None));
+        assert_eq!(m.insert(key_hash(b"b"), 2), Some(None));
+        assert_eq!(m.insert(key_hash(b"a"), 3), Some(Some(1)), "known keys update when full");
+        assert_eq!(m.insert(key_hash(b"c"), 4), None, "a new key does not fit");
         assert_eq!(m.get(key_hash(b"a")), Some(3));
         assert_eq!(m.get(key_hash(b"c")), None);
         assert_ne!(key_hash(b"a"), key_hash(b"b"));

@@ -18,6 +18,8 @@
 //! - Memory is bounded by the key map ([`keymap`]): with more distinct keys than it holds,
 //!   a pass covers the offsets whose keys fit and the next pass continues from there.
 //! - Each rewritten group is written aside and swapped in crash-safely ([`swap`]).
+//! - A pass decodes each sealed batch twice: the key-map walk, which also counts what each
+//!   segment loses (so planning the groups needs only batch headers), and the rewrite.
 //!
 //! For `delete` topics the same machinery merges small segments and recompresses, without
 //! dropping records by key; retention is applied first (see [`crate::Catalog::compact_topic`]).
@@ -28,6 +30,8 @@ mod keymap;
 mod swap;
 mod throttle;
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -48,7 +52,7 @@ use crate::inspect;
 use crate::partition::{lock, PartitionLog};
 use crate::segment::{BatchCursor, Segment};
 use clean::Control;
-use keymap::{key_hash, KeyMap};
+use keymap::{key_hash, KeyMap, PrehashedHasher};
 
 /// Default bound on the keys one compaction pass holds in memory (≈ 40 MB).
 pub const COMPACTION_KEYS_MAX_DEFAULT: usize = 1_000_000;
@@ -184,9 +188,9 @@ impl PartitionLog {
         let mut from = self.start_offset();
         let last_sealed_end = loop {
             let (sealed, active) = self.snapshot();
-            let rule = self.build_rule(&cfg, &sealed, &active, from, opts.keys_max, &mut ctl)?;
+            let (rule, dropped) = self.build_rule(&cfg, &sealed, &active, from, opts.keys_max, &mut ctl)?;
             let candidates: Vec<Arc<Segment>> = sealed.into_iter().filter(|s| s.base_offset < rule.limit).collect();
-            self.rewrite(&cfg, &rule, &candidates, &active, &mut ctl)?;
+            self.rewrite(&cfg, &rule, &candidates, &dropped, from, &active, &mut ctl)?;
             // Done once a map covered everything up to the active segment's end (the
             // active segment's keys are newer versions too, so passes go on through it).
             if rule.limit == u64::MAX {
@@ -273,7 +277,11 @@ impl PartitionLog {
     }
 
     /// Builds the keep rule of one pass: the latest offset of each key from `from` on, over
-    /// the sealed segments and the active one, until the key map is full.
+    /// the sealed segments and the active one, until the key map is full. Also returns, per
+    /// sealed segment, how many of its records the rule drops, counted during the same walk
+    /// (a record is dropped when a later record has its key, or when it is the latest of its
+    /// key and an expired tombstone): exact for the segments that start at or after `from`,
+    /// whose records the walk saw all of.
     fn build_rule(
         &self,
         cfg: &TopicConfig,
@@ -282,62 +290,90 @@ impl PartitionLog {
         from: u64,
         keys_max: usize,
         ctl: &mut Control,
-    ) -> Result<KeepRule> {
+    ) -> Result<(KeepRule, Vec<u64>)> {
         let dedupe = cfg.cleanup_policy == CleanupPolicy::Compact;
+        let now_ms = self.shared.ctx.now_ms();
+        let delete_retention_ms = i64::try_from(cfg.delete_retention_ms).unwrap_or(i64::MAX);
         let mut map = KeyMap::new(if dedupe { keys_max } else { 1 });
         let mut limit = u64::MAX;
+        let mut dropped = vec![0u64; sealed.len()];
+        let sealed_index = |offset: u64| -> Option<usize> {
+            if offset >= active.base_offset {
+                return None;
+            }
+            sealed.partition_point(|s| s.base_offset <= offset).checked_sub(1)
+        };
         if dedupe {
+            // Keys whose latest record so far is an expired tombstone, with its offset.
+            let mut expired: HashMap<u128, u64, BuildHasherDefault<PrehashedHasher>> = HashMap::default();
             for seg in sealed.iter().chain(std::iter::once(active)) {
                 if seg.next_offset() <= from {
                     continue;
                 }
-                let complete = self.for_each_record(seg, ctl, |offset, _, key, _| {
+                let complete = self.for_each_record(seg, ctl, |offset, ts, key, value| {
                     let Some(key) = key.filter(|_| offset >= from) else { return true };
-                    if map.insert(key_hash(key), offset) {
-                        true
-                    } else {
+                    let hash = key_hash(key);
+                    let Some(previous) = map.insert(hash, offset) else {
                         limit = offset;
-                        false
+                        return false;
+                    };
+                    if let Some(i) = previous.and_then(sealed_index) {
+                        dropped[i] += 1;
                     }
+                    if value.is_none() && now_ms.saturating_sub(ts) > delete_retention_ms {
+                        expired.insert(hash, offset);
+                    } else {
+                        expired.remove(&hash);
+                    }
+                    true
                 })?;
                 if !complete {
                     break;
                 }
             }
+            for offset in expired.into_values() {
+                if let Some(i) = sealed_index(offset) {
+                    dropped[i] += 1;
+                }
+            }
         }
-        Ok(KeepRule {
-            map,
-            limit,
-            dedupe,
-            now_ms: self.shared.ctx.now_ms(),
-            delete_retention_ms: i64::try_from(cfg.delete_retention_ms).unwrap_or(i64::MAX),
-        })
+        Ok((KeepRule { map, limit, dedupe, now_ms, delete_retention_ms }, dropped))
     }
 
-    /// Plans, groups and rewrites the candidate segments, oldest group first.
+    /// Plans, groups and rewrites the candidate segments, oldest group first. `dropped`
+    /// comes from [`Self::build_rule`]; segments that start before `from` (a later pass of a
+    /// multi-pass compaction) are planned by checking each record against the rule instead.
+    #[allow(clippy::too_many_arguments)]
     fn rewrite(
         &self,
         cfg: &TopicConfig,
         rule: &KeepRule,
         candidates: &[Arc<Segment>],
+        dropped: &[u64],
+        from: u64,
         active: &Arc<Segment>,
         ctl: &mut Control,
     ) -> Result<()> {
         let codec = cfg.codec();
         let mut plans = Vec::with_capacity(candidates.len());
-        for seg in candidates {
+        for (i, seg) in candidates.iter().enumerate() {
             let mut plan = Plan::default();
             self.for_each_batch(seg, |_, h| {
                 plan.recode |= h.is_compressed() != matches!(codec, crate::batch::Codec::Zstd(_));
+                plan.records += u64::from(h.record_count);
                 Ok(())
             })?;
-            if rule.dedupe {
-                self.for_each_record(seg, ctl, |offset, ts, key, value| {
-                    plan.records += 1;
-                    plan.kept += u64::from(rule.keeps(offset, ts, key, value));
-                    true
-                })?;
-            }
+            plan.kept = if !rule.dedupe {
+                plan.records
+            } else if seg.base_offset >= from {
+                // The key-map walk saw every record of this segment: no third read.
+                let kept = plan.records.saturating_sub(dropped[i]);
+                #[cfg(test)]
+                assert_eq!(kept, self.count_kept(seg, rule, ctl)?, "segment {} planned from the walk", seg.base_offset);
+                kept
+            } else {
+                self.count_kept(seg, rule, ctl)?
+            };
             plans.push(plan);
         }
         for group in group_segments(candidates, &plans, active.base_offset, cfg.segment_bytes) {
@@ -351,6 +387,16 @@ impl PartitionLog {
             swap::swap_in(&self.shared, &segs, out)?;
         }
         Ok(())
+    }
+
+    /// Records of a segment the rule keeps, by decoding every one.
+    fn count_kept(&self, seg: &Arc<Segment>, rule: &KeepRule, ctl: &mut Control) -> Result<u64> {
+        let mut kept = 0u64;
+        self.for_each_record(seg, ctl, |offset, ts, key, value| {
+            kept += u64::from(rule.keeps(offset, ts, key, value));
+            true
+        })?;
+        Ok(kept)
     }
 }
 
