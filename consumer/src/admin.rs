@@ -3,6 +3,16 @@
 //!
 //! Descriptions are typed where the contract fixes the shape and keep the rest as JSON
 //! (`config`), so a server that adds fields does not break older clients.
+//!
+//! ```no_run
+//! use cairn_consumer::{Client, NewTopic, ResetTo};
+//! # async fn demo() -> Result<(), cairn_consumer::Error> {
+//! let client = Client::new("http://127.0.0.1:7420")?;
+//! client.create_topic(&NewTopic::new("orders")).await?;
+//! println!("{} partitions", client.describe_topic("orders").await?.partitions.len());
+//! client.reset_group("billing", "orders", ResetTo::Earliest, None).await?;
+//! # Ok(()) }
+//! ```
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};

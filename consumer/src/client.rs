@@ -4,6 +4,12 @@
 //! so producers, readers and consumers made from it reuse keep-alive connections. It holds
 //! the base URL, an optional bearer token, timeouts and the [`RetryPolicy`] that the
 //! producer, reader and group calls use. The admin calls are in [`crate::admin`].
+//!
+//! ```
+//! let client = cairn_consumer::Client::new("http://127.0.0.1:7420").unwrap();
+//! let same_pool = client.clone(); // cheap: one connection pool for both
+//! # drop(same_pool);
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +21,16 @@ use crate::error::{api_error, Error, Result};
 use crate::retry::RetryPolicy;
 
 /// Default timeout of one request, added to any long-poll wait the request asks for.
+///
+/// ```
+/// assert_eq!(cairn_consumer::client::REQUEST_TIMEOUT_DEFAULT.as_secs(), 30);
+/// ```
 pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Default timeout for establishing a connection.
+///
+/// ```
+/// assert_eq!(cairn_consumer::client::CONNECT_TIMEOUT_DEFAULT.as_secs(), 10);
+/// ```
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
 /// A handle to one `cairnd`, shared by everything made from it.

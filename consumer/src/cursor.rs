@@ -7,6 +7,15 @@
 //! process" every `commit_every_messages` messages or `commit_interval`, whichever comes
 //! first, and once more when it stops. A crash between commits means the messages after the
 //! last commit are processed again (at-least-once).
+//!
+//! ```no_run
+//! use cairn_consumer::{CancellationToken, Client, CursorConsumer};
+//! # async fn demo() -> Result<(), cairn_consumer::Error> {
+//! let c = CursorConsumer::new(Client::new("http://127.0.0.1:7420")?, "indexer", "orders", 0);
+//! let next = c.run(|m| async move { println!("{}", m.offset); Ok::<(), std::io::Error>(()) },
+//!                  CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::time::Duration;

@@ -8,6 +8,14 @@
 //!
 //! The server sends whole batches, so the first batch may begin before the requested
 //! position; [`Skip`] drops those leading records.
+//!
+//! ```
+//! use cairn_consumer::decode::{decode_batches, Skip};
+//! let mut b = cairn_storage::BatchBuilder::new();
+//! b.push(None, Some(b"hello"), []);
+//! let body = bytes::Bytes::from(b.finish(0, 0).unwrap());
+//! assert_eq!(decode_batches(&body, 0, Skip::Nothing).unwrap()[0].value_str(), Some("hello"));
+//! ```
 
 use bytes::Bytes;
 use cairn_storage::{BatchError, BatchHeader, DecodedBatch, Record};

@@ -5,15 +5,33 @@
 //! fields of the body (e.g. `start_offset`/`end_offset` of `offset_out_of_range`) in
 //! `details`. 4xx errors are the caller's to fix and never retried; connection errors and
 //! 5xx are retried by [`crate::retry`] (see [`Error::is_retryable`]).
+//!
+//! ```
+//! let e = cairn_consumer::Error::Closed;
+//! assert!(!e.is_retryable());
+//! assert_eq!(e.code(), None);
+//! ```
 
 use std::sync::Arc;
 
 use cairn_storage::BatchError;
 
 /// A `Result` with this crate's [`Error`].
+///
+/// ```
+/// fn parse(n: &str) -> cairn_consumer::Result<u64> {
+///     n.parse().map_err(|_| cairn_consumer::Error::InvalidInput(format!("not a number: {n}")))
+/// }
+/// assert!(parse("x").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Boxed error returned by user code (handlers).
+///
+/// ```
+/// let e: cairn_consumer::error::BoxError = "thumbnail failed".into();
+/// assert_eq!(e.to_string(), "thumbnail failed");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Everything that can go wrong talking to `cairnd`.
@@ -70,6 +88,11 @@ pub enum Error {
 
 impl Error {
     /// The contract error code of an [`Error::Api`] (also through [`Error::Batch`]).
+    ///
+    /// ```
+    /// let e = cairn_consumer::Error::Protocol("odd reply".into());
+    /// assert_eq!(e.code(), None);
+    /// ```
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Api { code, .. } => Some(code),
@@ -79,6 +102,12 @@ impl Error {
     }
 
     /// The HTTP status of an [`Error::Api`] (also through [`Error::Batch`]).
+    ///
+    /// ```
+    /// let e = cairn_consumer::Error::Api { status: 503, code: "unavailable".into(), message: "busy".into(),
+    ///                                      details: serde_json::Value::Null };
+    /// assert_eq!(e.status(), Some(503));
+    /// ```
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
@@ -89,6 +118,12 @@ impl Error {
 
     /// Whether retrying the same request may succeed: transport errors and 5xx replies,
     /// except `data_corrupted` (the bytes on disk will not heal).
+    ///
+    /// ```
+    /// let e = cairn_consumer::Error::Api { status: 503, code: "unavailable".into(), message: "busy".into(),
+    ///                                      details: serde_json::Value::Null };
+    /// assert!(e.is_retryable());
+    /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport(e) => !e.is_builder() && !e.is_decode(),

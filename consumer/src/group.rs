@@ -11,6 +11,16 @@
 //! Delivery is at-least-once: a handler may see a message again (after a crash, an
 //! expired lease or a failed ack), so handlers should be idempotent. [`Delivery::delivery`]
 //! says how many times the message has been handed out.
+//!
+//! ```no_run
+//! use cairn_consumer::{Client, GroupConsumer};
+//! # async fn demo() -> Result<(), cairn_consumer::Error> {
+//! let c = GroupConsumer::new(Client::new("http://127.0.0.1:7420")?, "thumbnails", "uploads");
+//! for d in c.fetch(10, std::time::Duration::from_secs(5)).await? {
+//!     c.ack(&[d.id()]).await?;
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,6 +18,15 @@
 //! message; a background task sends a topic's queue when it reaches
 //! `batch_messages_max` or `batch_bytes_max`, or `linger` after its first message, one
 //! request at a time (so per-partition order is the order of `send` calls).
+//!
+//! ```no_run
+//! use cairn_consumer::{Client, NewMessage, Producer};
+//! # async fn demo() -> Result<(), cairn_consumer::Error> {
+//! let producer = Producer::new(Client::new("http://127.0.0.1:7420")?);
+//! let produced = producer.send("orders", NewMessage::new("hello").with_key("user-42")).await?;
+//! println!("partition {} offset {}", produced.partition, produced.offset);
+//! # Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +47,21 @@ use crate::idempotency::new_key;
 use crate::message::NewMessage;
 
 /// Media type of the raw record-batch produce and read path.
+///
+/// ```
+/// assert_eq!(cairn_consumer::producer::RECORDS_MEDIA_TYPE, "application/vnd.cairn.records");
+/// ```
 pub const RECORDS_MEDIA_TYPE: &str = "application/vnd.cairn.records";
 
 /// How produce requests are encoded.
+///
+/// ```
+/// let cfg = cairn_consumer::ProducerConfig {
+///     encoding: cairn_consumer::ProduceEncoding::Json,
+///     ..Default::default()
+/// };
+/// assert_ne!(cfg.encoding, cairn_consumer::ProduceEncoding::default());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProduceEncoding {
     /// Raw record batches where the partition is known, JSON otherwise.

@@ -10,6 +10,18 @@
 //! [`Reader::stream`] follows the log: it reads from a start position, then long-polls
 //! from `next_offset` forever. Transport errors and 5xx are retried per the client's
 //! [`crate::RetryPolicy`]; an error that survives them ends the stream after it is yielded.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use cairn_consumer::{Client, Reader, StartAt};
+//! # async fn demo() -> Result<(), cairn_consumer::Error> {
+//! let reader = Reader::new(Client::new("http://127.0.0.1:7420")?, "orders", 0);
+//! let mut messages = std::pin::pin!(reader.stream(StartAt::Earliest));
+//! while let Some(m) = messages.next().await {
+//!     println!("{}", m?.offset);
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -71,6 +83,13 @@ impl Default for ReadOptions {
 }
 
 /// The result of one read.
+///
+/// ```no_run
+/// # async fn demo(r: cairn_consumer::Reader) -> Result<(), cairn_consumer::Error> {
+/// let page = r.read(&cairn_consumer::StartAt::Offset(0)).await?;
+/// println!("{} messages, next {} of {}", page.messages.len(), page.next_offset, page.end_offset);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadPage {
     /// The messages, in offset order.

@@ -4,6 +4,11 @@
 //! timeouts, 5xx). Produce requests are safe to retry because they carry the same
 //! `Idempotency-Key` on every attempt; reads and group operations are naturally idempotent.
 //! The same curve also spaces out redeliveries of failed messages ([`RetryPolicy::delay`]).
+//!
+//! ```
+//! let p = cairn_consumer::RetryPolicy::default();
+//! assert!(p.delay(2) > p.delay(1));
+//! ```
 
 use std::future::Future;
 use std::time::Duration;
