@@ -47,7 +47,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create, list, describe and delete topics.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  cairn topics create orders --partitions 3
+  cairn topics list
+  cairn topics describe orders --json
+  cairn topics delete orders"
+    )]
     Topics(TopicsCmd),
     /// Append messages from arguments or from standard input (one message per line).
     #[command(after_help = "Examples:
@@ -65,7 +72,14 @@ pub enum Command {
   cairn consume orders --group billing        lease, print and acknowledge")]
     Consume(ConsumeArgs),
     /// Consumer groups: list, describe, reset, delete.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  cairn groups list
+  cairn groups describe billing
+  cairn groups reset billing --topic orders --to-earliest
+  cairn groups delete billing"
+    )]
     Groups(GroupsCmd),
     /// Compact a topic now (online), or a stopped server's topic (--data-dir).
     #[command(after_help = "Examples:
@@ -107,13 +121,18 @@ pub enum TopicsCmd {
     )]
     Create(TopicCreateArgs),
     /// List topics with their sizes.
+    #[command(after_help = "Examples:\n  cairn topics list\n  cairn topics list --json | jq -r '.topics[].name'")]
     List,
     /// Show a topic's configuration and partitions.
+    #[command(after_help = "Examples:\n  cairn topics describe orders\n  cairn topics describe orders --json")]
     Describe {
         /// Topic name.
         topic: String,
     },
     /// Delete a topic and its data.
+    #[command(
+        after_help = "Example:\n  cairn topics delete orders\n\nExit status 1 (topic_not_found) if it does not exist."
+    )]
     Delete {
         /// Topic name.
         topic: String,
@@ -268,8 +287,10 @@ pub enum FromArg {
 #[derive(Debug, Subcommand)]
 pub enum GroupsCmd {
     /// List groups.
+    #[command(after_help = "Examples:\n  cairn groups list\n  cairn groups list --json")]
     List,
     /// Show a group's configuration and its position, lag and leases per partition.
+    #[command(after_help = "Examples:\n  cairn groups describe billing\n  cairn groups describe billing --json")]
     Describe {
         /// Group name.
         group: String,
@@ -281,6 +302,9 @@ pub enum GroupsCmd {
   cairn groups reset billing --topic orders --to-timestamp 1764000000000")]
     Reset(GroupResetArgs),
     /// Delete a group.
+    #[command(
+        after_help = "Example:\n  cairn groups delete billing\n\nExit status 1 (group_not_found) if it does not exist."
+    )]
     Delete {
         /// Group name.
         group: String,

@@ -242,3 +242,35 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
 }
+
+#[test]
+fn every_command_has_help_with_examples() {
+    let commands: [&[&str]; 17] = [
+        &["topics"],
+        &["topics", "create"],
+        &["topics", "list"],
+        &["topics", "describe"],
+        &["topics", "delete"],
+        &["produce"],
+        &["consume"],
+        &["groups"],
+        &["groups", "list"],
+        &["groups", "describe"],
+        &["groups", "reset"],
+        &["groups", "delete"],
+        &["compact"],
+        &["verify"],
+        &["dump"],
+        &["bench"],
+        &[],
+    ];
+    for cmd in commands {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = cairn(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Example"), "{args:?} --help has no example:\n{help}");
+        assert!(help.contains(&format!("cairn {}", cmd.join(" "))), "{args:?}: an example of this command:\n{help}");
+    }
+}
