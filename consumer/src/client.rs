@@ -2,8 +2,10 @@
 //!
 //! A `Client` is cheap to clone (an `Arc`); every clone shares one `reqwest` connection pool,
 //! so producers, readers and consumers made from it reuse keep-alive connections. It holds
-//! the base URL, an optional bearer token, timeouts and the [`RetryPolicy`] that the
-//! producer, reader and group calls use. The admin calls are in [`crate::admin`].
+//! the base URL (`http://` or `https://`; TLS by rustls, trusting the web PKI roots plus any
+//! [`ClientBuilder::root_certificate_pem`]), an optional bearer token, timeouts and the
+//! [`RetryPolicy`] that the producer, reader and group calls use.
+//! The admin calls are in [`crate::admin`].
 //!
 //! ```
 //! let client = cairn_consumer::Client::new("http://127.0.0.1:7420").unwrap();
@@ -74,9 +76,21 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     connect_timeout: Duration,
     retry: RetryPolicy,
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl ClientBuilder {
+    /// Also trusts the CA (or self-signed) certificate(s) in `pem` for `https://` URLs, on top
+    /// of the bundled web PKI roots (for a `cairnd --tls-cert` with a private CA).
+    ///
+    /// ```
+    /// let b = cairn_consumer::Client::builder("https://localhost:7420").root_certificate_pem(b"-----BEGIN...".to_vec());
+    /// ```
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
     /// Sends `Authorization: Bearer <token>` with every request.
     ///
     /// ```
@@ -133,11 +147,16 @@ impl ClientBuilder {
                 self.base
             )));
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        for pem in &self.root_certificates {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build()?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -174,6 +193,7 @@ impl Client {
             request_timeout: REQUEST_TIMEOUT_DEFAULT,
             connect_timeout: CONNECT_TIMEOUT_DEFAULT,
             retry: RetryPolicy::default(),
+            root_certificates: Vec::new(),
         }
     }
 

@@ -229,3 +229,51 @@ async fn replay_follows_the_log_in_order_across_segment_rolls() {
     let live = stream.next().await.unwrap().unwrap();
     assert_eq!((live.offset, live.value_str()), (total, Some("live")));
 }
+
+/// `sha256("tok-admin")` and `sha256("tok-reader")`, as `cairnd hash-token` prints them.
+const AUTH_TOML: &str = "[[auth.tokens]]\nname = \"ops\"\n\
+    sha256 = \"df6adb0b23fa33235f4aee6a0d62c118b00d71c07c81be87067b4f5892e66dbc\"\nscopes = [\"admin\"]\n\
+    [[auth.tokens]]\nname = \"reader\"\n\
+    sha256 = \"3c2af53df95747a2fe651f3fe20729bc5cfeab3bb28b3028402355409f177579\"\nscopes = [\"consume:*\"]\n";
+
+#[tokio::test]
+async fn bearer_token_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key, config) = (dir.path().join("c.pem"), dir.path().join("k.pem"), dir.path().join("auth.toml"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&config, AUTH_TOML).unwrap();
+    let args = ["--tls-cert".as_ref(), cert.as_os_str(), "--tls-key".as_ref(), key.as_os_str()];
+    let s = Server::start_with(&[&args[..], &["--config".as_ref(), config.as_os_str()]].concat(), true).await;
+    assert!(s.base_url.starts_with("https://"));
+    let pem = ck.cert.pem().into_bytes();
+    let builder = |token: Option<&str>| {
+        let b = cairn_consumer::Client::builder(s.base_url.clone()).root_certificate_pem(pem.clone());
+        match token {
+            Some(t) => b.bearer_token(t),
+            None => b,
+        }
+        .retry(cairn_consumer::RetryPolicy::none())
+        .build()
+        .unwrap()
+    };
+
+    let e = builder(None).list_topics().await.unwrap_err();
+    assert!(matches!(&e, Error::Api { status: 401, code, .. } if code == "unauthorized"), "{e:?}");
+    let reader = builder(Some("tok-reader"));
+    let e = reader.create_topic(&NewTopic::new("t")).await.unwrap_err();
+    assert!(matches!(&e, Error::Api { status: 403, code, .. } if code == "forbidden"), "{e:?}");
+    assert!(!e.is_retryable());
+
+    let admin = builder(Some("tok-admin"));
+    admin.create_topic(&NewTopic::new("t")).await.unwrap();
+    let at = Producer::new(admin.clone()).send("t", NewMessage::new("secret").to_partition(0)).await.unwrap();
+    let page = Reader::new(reader, "t", 0).read(&StartAt::Offset(at.offset)).await.unwrap();
+    assert_eq!(page.messages[0].value_str(), Some("secret"));
+
+    // Without the CA the handshake fails: the client does not trust a self-signed certificate.
+    let untrusting =
+        cairn_consumer::Client::builder(s.base_url.clone()).retry(cairn_consumer::RetryPolicy::none()).build().unwrap();
+    assert!(matches!(untrusting.health().await.unwrap_err(), Error::Transport(_)));
+}

@@ -57,16 +57,32 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client for the server at `base` (`http://host:port`).
-    pub fn new(base: &str) -> anyhow::Result<Api> {
+    /// A client for the server at `base` (`http://host:port` or `https://host:port`), sending
+    /// `token` as a bearer token and trusting the PEM certificates in `ca_cert` as well as the
+    /// web PKI roots.
+    pub fn new(base: &str, token: Option<&str>, ca_cert: Option<&std::path::Path>) -> anyhow::Result<Api> {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(crate::outcome::UsageError(format!("--url must start with http://, got {base:?}")).into());
+            let msg = format!("--url must start with http:// or https://, got {base:?}");
+            return Err(crate::outcome::UsageError(msg).into());
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| crate::outcome::UsageError("--token has characters a header cannot carry".into()))?;
+            value.set_sensitive(true);
+            http = http.default_headers(HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, value)]));
+        }
+        if let Some(path) = ca_cert {
+            let pem =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read --ca-cert {}: {e}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)? {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build()?;
         Ok(Api { http, base: base.trim_end_matches('/').to_string() })
     }
 

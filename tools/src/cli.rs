@@ -13,7 +13,8 @@ pub const URL_DEFAULT: &str = "http://127.0.0.1:7420";
 
 const ABOUT: &str = "cairn: command-line tool for the Cairn message store (cairnd).
 
-Online commands talk to a running cairnd over HTTP (--url, env CAIRN_URL).
+Online commands talk to a running cairnd over HTTP or HTTPS (--url, env CAIRN_URL), with
+a bearer token when the server wants one (--token, env CAIRN_TOKEN).
 Offline commands (verify, dump, compact --data-dir) work on the data directory of a
 stopped server and refuse to run while a server holds its lock.";
 
@@ -37,6 +38,12 @@ pub struct Cli {
     /// Base URL of the server, for online commands.
     #[arg(long, global = true, env = "CAIRN_URL", default_value = URL_DEFAULT)]
     pub url: String,
+    /// Bearer token for a server with authentication (sent as `Authorization: Bearer`).
+    #[arg(long, global = true, env = "CAIRN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Extra CA certificate(s) to trust for an https:// --url (PEM file; e.g. a self-signed cert).
+    #[arg(long, global = true, env = "CAIRN_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
     /// Machine-readable JSON output instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -155,3 +155,46 @@ fn verify_passes_on_a_stopped_servers_data_dir() {
     let segments = dump["topics"][0]["partitions"][0]["segments"].as_array().unwrap();
     assert!(segments.len() > 1, "several segments expected");
 }
+
+/// `--token` / `CAIRN_TOKEN` and an https `--url` with `--ca-cert` for a self-signed server.
+#[test]
+fn token_and_https_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key, config) = (dir.path().join("c.pem"), dir.path().join("k.pem"), dir.path().join("auth.toml"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    // sha256("tok-admin"), as `cairnd hash-token` prints it.
+    std::fs::write(
+        &config,
+        "[[auth.tokens]]\nname = \"ops\"\n\
+         sha256 = \"df6adb0b23fa33235f4aee6a0d62c118b00d71c07c81be87067b4f5892e66dbc\"\nscopes = [\"admin\"]\n",
+    )
+    .unwrap();
+    let args = [
+        "--tls-cert".as_ref(),
+        cert.as_os_str(),
+        "--tls-key".as_ref(),
+        key.as_os_str(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ];
+    let server = Server::start_with(&args, true);
+    let cairn = |extra: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.args(["--url", &server.url, "--ca-cert"]).arg(&cert).args(extra).stdin(Stdio::null());
+        if let Some(t) = token {
+            cmd.env("CAIRN_TOKEN", t);
+        }
+        cmd.output().expect("run cairn")
+    };
+    let denied = cairn(&["topics", "list"], None);
+    assert_eq!(denied.status.code(), Some(1), "{}", text(&denied));
+    assert!(text(&denied).contains("unauthorized"), "{}", text(&denied));
+    let out = cairn(&["produce", "orders", "over-tls"], Some("tok-admin"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = cairn(&["--token", "tok-admin", "--json", "consume", "orders"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // "over-tls" is not JSON, so --json shows it as base64.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("b3Zlci10bHM="), "{}", text(&out));
+}

@@ -51,9 +51,15 @@ pub struct Server {
 impl Server {
     /// Starts a server and waits for its ready line.
     pub async fn start() -> Server {
+        Self::start_with(&[], false).await
+    }
+
+    /// Starts a server with extra flags; `https` when they turn TLS on (the base URL is then
+    /// `https://localhost:<port>`).
+    pub async fn start_with(args: &[&std::ffi::OsStr], https: bool) -> Server {
         let dir = tempfile::Builder::new().prefix("cairn-consumer-").tempdir().unwrap();
         let mut cmd = Command::new(cairnd_bin());
-        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(dir.path());
+        cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(dir.path()).args(args);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CAIRN_") {
                 cmd.env_remove(k);
@@ -74,7 +80,11 @@ impl Server {
         .await
         .expect("cairnd ready line");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server { child, _dir: dir, base_url: format!("http://{addr}") }
+        let base_url = match addr.rsplit_once(':') {
+            Some((_, port)) if https => format!("https://localhost:{port}"),
+            _ => format!("http://{addr}"),
+        };
+        Server { child, _dir: dir, base_url }
     }
 
     /// A client of this server.

@@ -23,7 +23,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Dump(args) => offline::dump::run(&args, json),
         Command::Compact(args) if args.data_dir.is_some() => compact::run_offline(&args, json),
         command => {
-            let api = Api::new(&cli.url)?;
+            let api = Api::new(&cli.url, cli.token.as_deref(), cli.ca_cert.as_deref())?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(online(api, command, json))
         }

@@ -48,10 +48,17 @@ pub struct Server {
 impl Server {
     /// Starts `cairnd` and waits for its ready line.
     pub fn start() -> Server {
+        Self::start_with(&[], false)
+    }
+
+    /// Starts `cairnd` with extra flags; `https` when they turn TLS on (the URL is then
+    /// `https://localhost:<port>`).
+    pub fn start_with(args: &[&std::ffi::OsStr], https: bool) -> Server {
         let data = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(cairnd_bin())
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -74,7 +81,11 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
-        Server { child, url: format!("http://{addr}"), data }
+        let url = match addr.rsplit_once(':') {
+            Some((_, port)) if https => format!("https://localhost:{port}"),
+            _ => format!("http://{addr}"),
+        };
+        Server { child, url, data }
     }
 }
 
