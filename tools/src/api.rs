@@ -24,7 +24,8 @@ pub const RECORDS_MEDIA_TYPE: &str = "application/vnd.cairn.records";
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot reach the server at {url}: {source}")]
+    // The cause is printed by the error chain (`{:#}`), not repeated here.
+    #[error("cannot reach the server at {url}")]
     Transport {
         url: String,
         #[source]

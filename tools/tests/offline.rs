@@ -274,3 +274,12 @@ fn every_command_has_help_with_examples() {
         assert!(help.contains(&format!("cairn {}", cmd.join(" "))), "{args:?}: an example of this command:\n{help}");
     }
 }
+
+#[test]
+fn an_unreachable_server_is_one_clear_error_and_exit_1() {
+    let out = cairn(&["--url", "http://127.0.0.1:1", "topics", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: cannot reach the server at http://127.0.0.1:1/v1/topics: "), "{stderr}");
+    assert_eq!(stderr.matches("error sending request").count(), 1, "the cause once: {stderr}");
+}
