@@ -346,3 +346,21 @@ def test_acks_are_batched(cairnd):
         assert len(calls) <= 2 and {op for op, _ in calls} == {"ack"} and sum(n for _, n in calls) == 50, calls
         assert sq.qsize() == 0
         sq.close()
+
+
+def test_values_of_other_clients_are_readable(cairnd):
+    """A topic written by plain HTTP producers: raw bytes arrive as they are, a JSON value as
+    its JSON text (content type application/json)."""
+    q = qname("foreign")
+    with Connection(cairnd.url) as conn:
+        ch = conn.channel()
+        ch.queue_declare(q)
+        for value in (b"\xff\x00raw bytes", b'{"not": "kombu", "n": 1}'):
+            req = urllib.request.Request(f"{cairnd.http}/v1/topics/{q}/messages", data=value, method="POST",
+                                         headers={"Content-Type": "application/octet-stream"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                assert r.status in (200, 201)
+        raw = ch.basic_get(q, no_ack=True)
+        assert raw.body == b"\xff\x00raw bytes" and raw.content_type == "application/data"
+        js = ch.basic_get(q, no_ack=True)
+        assert js.content_type == "application/json" and json.loads(js.body) == {"not": "kombu", "n": 1}

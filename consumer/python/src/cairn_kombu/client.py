@@ -200,7 +200,6 @@ class CairnClient:
                 "wait_ms": wait_ms,
                 "ack_timeout_ms": ack_timeout_ms,
                 "consumer": consumer,
-                "encoding": "base64",
             },
             timeout=wait_ms / 1000.0 + self.read_timeout,
         )

@@ -84,18 +84,28 @@ def encode_message(message: dict) -> bytes:
 
 
 def decode_message(m: dict) -> dict:
-    """kombu's message dict from a fetched Cairn message.
+    """kombu's message dict from a fetched Cairn message (fetched with ``encoding: json``).
 
-    A value that is not a kombu message (produced by another Cairn client) is wrapped as the
-    body of one, so kombu consumers can read any topic.
+    kombu's message is JSON, so the server embeds it in the fetch reply as JSON (its text
+    verbatim, whitespace outside strings dropped) and one ``json.loads`` of the reply decodes
+    it: the dict is the one ``json.loads`` of the stored bytes gives. A value that is not valid
+    JSON comes as ``value_base64``. A value that is not a kombu message (produced by another
+    Cairn client) is wrapped as the body of one, so kombu consumers can read any topic: raw
+    bytes as they are, a JSON value as its compact JSON text.
     """
-    raw = base64.b64decode(m["value_base64"]) if m.get("value_base64") is not None else b""
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        payload = None
+    raw = None
+    if "value_base64" in m:
+        raw = base64.b64decode(m["value_base64"] or "")
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+    else:
+        payload = m.get("value")
     if isinstance(payload, dict) and "body" in payload and isinstance(payload.get("properties"), dict):
         return payload
+    if raw is None:
+        raw = b"" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     return {
         "body": base64.b64encode(raw).decode("ascii"),
         "content-encoding": "binary",
