@@ -33,7 +33,7 @@ mod segment;
 pub mod varint;
 mod writer;
 
-pub use batch::{BatchBuilder, BatchError, BatchHeader, Codec, DecodedBatch, Record};
+pub use batch::{BatchBuilder, BatchError, BatchHeader, Codec, DecodedBatch, Record, VerifiedBatch};
 pub use cache::OPEN_SEGMENTS_MAX_DEFAULT;
 pub use catalog::{validate_name, Catalog, CatalogOptions, Topic};
 pub use compaction::{CompactionOptions, CompactionStats};

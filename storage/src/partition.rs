@@ -40,8 +40,9 @@ pub struct Appended {
 pub(crate) struct Pending {
     pub bytes: Vec<u8>,
     pub header: BatchHeader,
-    /// CRC-32 of the records section, so the writer re-stamps only the header.
-    pub section_crc: u32,
+    /// CRC-32 of the records section when kept (large batches), so the writer re-stamps
+    /// only the header (see [`crate::batch::VerifiedBatch`]).
+    pub section_crc: Option<u32>,
     pub done: AppendCallback,
 }
 
@@ -253,27 +254,31 @@ impl PartitionLog {
     /// (the writer re-stamps the CRC, so damage not caught here would be sealed in as
     /// valid data); otherwise `done` gets [`Error::InvalidBatch`].
     pub fn append_async(&self, bytes: Vec<u8>, done: AppendCallback) {
-        if self.enqueue(bytes, done) {
+        match batch::VerifiedBatch::new(bytes) {
+            Ok(b) => self.append_verified_async(b, done),
+            Err(e) => done(Err(e.into())),
+        }
+    }
+
+    /// As [`PartitionLog::append_async`] for a batch already checked (no second pass over
+    /// its bytes): from [`crate::BatchBuilder::finish_verified`] or
+    /// [`crate::batch::check_client_batch_owned`].
+    pub fn append_verified_async(&self, batch: batch::VerifiedBatch, done: AppendCallback) {
+        if self.enqueue(batch, done) {
             self.shared.ctx.pool.schedule(Arc::clone(&self.shared));
         }
     }
 
     /// Checks and queues a batch; returns true if the partition was idle and the caller
     /// must get a group commit run (it is now marked scheduled).
-    fn enqueue(&self, bytes: Vec<u8>, done: AppendCallback) -> bool {
-        let (header, section_crc) = match batch::verify_with_section_crc(&bytes) {
-            Ok((h, _)) if h.last_offset_delta != h.record_count - 1 => {
-                done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
-                    "appended batches must have contiguous offset deltas",
-                ))));
-                return false;
-            }
-            Ok(checked) => checked,
-            Err(e) => {
-                done(Err(e.into()));
-                return false;
-            }
-        };
+    fn enqueue(&self, batch: batch::VerifiedBatch, done: AppendCallback) -> bool {
+        let (bytes, header, section_crc) = batch.into_parts();
+        if header.last_offset_delta != header.record_count - 1 {
+            done(Err(Error::InvalidBatch(batch::BatchError::BadRecords(
+                "appended batches must have contiguous offset deltas",
+            ))));
+            return false;
+        }
         let mut q = lock(&self.shared.queue);
         if q.closed {
             drop(q);
@@ -294,7 +299,8 @@ impl PartitionLog {
         let done: AppendCallback = Box::new(move |r| {
             let _ = tx.send(r);
         });
-        if self.enqueue(bytes, done) && self.shared.run_group() {
+        let batch = batch::VerifiedBatch::new(bytes)?;
+        if self.enqueue(batch, done) && self.shared.run_group() {
             self.shared.ctx.pool.schedule(Arc::clone(&self.shared));
         }
         rx.recv().unwrap_or(Err(Error::Closed))

@@ -172,7 +172,7 @@ impl Shared {
             let base = w.next_offset;
             let timestamp = now.max(w.last_timestamp);
             let mut bytes = p.bytes;
-            batch::stamp_with_section_crc(&mut bytes, base, timestamp, p.section_crc);
+            batch::restamp(&mut bytes, base, timestamp, p.section_crc);
             let appended = Appended {
                 base_offset: base,
                 last_offset: base + u64::from(p.header.last_offset_delta),

@@ -15,8 +15,8 @@ pub mod parse;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cairn_storage::batch::check_client_batch;
-use cairn_storage::{Appended, BatchBuilder, Codec, Topic, TopicConfig};
+use cairn_storage::batch::check_client_batch_owned;
+use cairn_storage::{Appended, BatchBuilder, Codec, Topic, TopicConfig, VerifiedBatch};
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -76,7 +76,8 @@ pub struct ProduceOptions {
 #[derive(Debug)]
 pub struct PartitionBatch {
     pub partition: u32,
-    pub bytes: Vec<u8>,
+    /// Checked (or built) here, so the storage engine does not hash it again.
+    pub batch: VerifiedBatch,
 }
 
 /// Everything to append for one request, checked.
@@ -89,7 +90,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn bytes(&self) -> u64 {
-        self.batches.iter().map(|b| b.bytes.len() as u64).sum()
+        self.batches.iter().map(|b| b.batch.len() as u64).sum()
     }
 }
 
@@ -156,7 +157,7 @@ pub fn plan_messages(messages: &[Message<'_>], shape: &TopicShape, rr: &RoundRob
     let batches = builders
         .into_iter()
         .map(|(partition, b)| {
-            b.finish(0, 0).map(|bytes| PartitionBatch { partition, bytes }).map_err(|e| {
+            b.finish_verified(0, 0).map(|batch| PartitionBatch { partition, batch }).map_err(|e| {
                 ApiError::new(
                     ErrorCode::PayloadTooLarge,
                     format!("the messages for partition {partition} do not fit in one batch: {e}"),
@@ -169,13 +170,13 @@ pub fn plan_messages(messages: &[Message<'_>], shape: &TopicShape, rr: &RoundRob
 
 /// Checks a client-built record batch; it is appended as is.
 pub fn plan_raw(body: Bytes, partition: Option<u64>, shape: &TopicShape, rr: &RoundRobin) -> ApiResult<Plan> {
-    let info = check_client_batch(&body, shape.max_message_bytes)?;
+    let (batch, info) = check_client_batch_owned(Vec::from(body), shape.max_message_bytes)?;
     let partition = match partition {
         Some(p) => shape.check_partition(p)?,
         None => round_robin_partition(rr.reserve(1), 0, shape.partitions),
     };
     let slots = (0..info.header.record_count).map(|i| (0, i)).collect();
-    Ok(Plan { batches: vec![PartitionBatch { partition, bytes: Vec::from(body) }], slots })
+    Ok(Plan { batches: vec![PartitionBatch { partition, batch }], slots })
 }
 
 /// Appends every batch of `plan` and waits for their acknowledgements. Returns each
@@ -188,8 +189,8 @@ pub async fn execute(plan: Plan, topic: &Topic, metrics: &Metrics) -> ApiResult<
             .ok_or_else(|| ApiError::partition_not_found(topic.name(), u64::from(batch.partition)))?;
         let (tx, rx) = oneshot::channel::<(cairn_storage::Result<Appended>, Duration)>();
         let started = Instant::now();
-        log.append_async(
-            batch.bytes,
+        log.append_verified_async(
+            batch.batch,
             Box::new(move |r| {
                 let _ = tx.send((r, started.elapsed()));
             }),
@@ -243,7 +244,7 @@ mod tests {
         assert_eq!(p.batches.len(), 2);
         assert_eq!(p.batches[0].partition, 1);
         assert_eq!(p.slots, vec![(0, 0), (1, 0), (0, 1)]);
-        let d = DecodedBatch::new(&p.batches[0].bytes).unwrap();
+        let d = DecodedBatch::new(p.batches[0].batch.bytes()).unwrap();
         let values: Vec<_> = d.records().map(|r| r.unwrap().value.unwrap().to_vec()).collect();
         assert_eq!(values, vec![b"1".to_vec(), b"3".to_vec()]);
     }
@@ -282,7 +283,7 @@ mod tests {
         let opts = ProduceOptions { key: None, partition: Some(1) };
         let p = plan(BodyKind::Records, bytes.clone(), &opts, &shape(2), &RoundRobin::default()).unwrap();
         assert_eq!(p.batches[0].partition, 1);
-        assert_eq!(p.batches[0].bytes, bytes.to_vec());
+        assert_eq!(p.batches[0].batch.bytes(), &bytes[..]);
         assert_eq!(p.slots, vec![(0, 0), (0, 1)]);
         let mut corrupt = bytes.to_vec();
         let last = corrupt.len() - 1;

@@ -55,17 +55,27 @@ fn reply_body(offsets: &[ProducedOffset], duplicate: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + offsets.len() * ENTRY_MAX);
     out.extend_from_slice(br#"{"offsets":["#);
     let mut num = itoa::Buffer::new();
+    // The messages of one batch share partition and timestamp: their text is made once per run.
+    let (mut head, mut tail) = (Vec::with_capacity(40), Vec::with_capacity(40));
+    let mut run = None;
     for (i, o) in offsets.iter().enumerate() {
+        if run != Some((o.partition, o.timestamp)) {
+            run = Some((o.partition, o.timestamp));
+            head.clear();
+            head.extend_from_slice(br#"{"partition":"#);
+            head.extend_from_slice(num.format(o.partition).as_bytes());
+            head.extend_from_slice(br#","offset":"#);
+            tail.clear();
+            tail.extend_from_slice(br#","timestamp":"#);
+            tail.extend_from_slice(num.format(o.timestamp).as_bytes());
+            tail.push(b'}');
+        }
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(br#"{"partition":"#);
-        out.extend_from_slice(num.format(o.partition).as_bytes());
-        out.extend_from_slice(br#","offset":"#);
+        out.extend_from_slice(&head);
         out.extend_from_slice(num.format(o.offset).as_bytes());
-        out.extend_from_slice(br#","timestamp":"#);
-        out.extend_from_slice(num.format(o.timestamp).as_bytes());
-        out.push(b'}');
+        out.extend_from_slice(&tail);
     }
     out.extend_from_slice(if duplicate { br#"],"duplicate":true}"# } else { br#"],"duplicate":false}"# });
     out
@@ -117,19 +127,24 @@ pub async fn produce(
         None => None,
     };
     let body = read_body(&parts, body, state.settings.body_bytes_max).await?;
-    // The whole request is checked before a missing topic is created.
-    let shape = existing.as_deref().map_or_else(|| TopicShape::defaults(&name), TopicShape::of);
-    let mut plan = plan(&state, kind, body.clone(), &opts, &shape).await?;
-    let topic = match existing {
-        Some(t) => t,
+    let (topic, plan) = match existing {
+        // The body is moved into the plan: a raw batch then becomes the appended buffer
+        // without a copy.
+        Some(t) => {
+            let plan = plan(&state, kind, body, &opts, &TopicShape::of(&t)).await?;
+            (t, plan)
+        }
         None => {
+            // The whole request is checked before a missing topic is created.
+            let shape = TopicShape::defaults(&name);
+            let mut plan = plan(&state, kind, body.clone(), &opts, &shape).await?;
             let t = state.create_for_produce(&name).await?;
             let actual = TopicShape::of(&t);
             if actual != shape {
                 // Created concurrently with another configuration: check again against it.
                 plan = self::plan(&state, kind, body, &opts, &actual).await?;
             }
-            t
+            (t, plan)
         }
     };
     let (messages, bytes) = (plan.slots.len() as u64, plan.bytes());
@@ -151,6 +166,9 @@ mod tests {
             ProducedOffset { partition: 0, offset: 0, timestamp: 0 },
             ProducedOffset { partition: u32::MAX, offset: u64::MAX, timestamp: i64::MIN },
             ProducedOffset { partition: 3, offset: 12345, timestamp: 1_764_000_000_000 },
+            ProducedOffset { partition: 3, offset: 12346, timestamp: 1_764_000_000_000 },
+            ProducedOffset { partition: 2, offset: 12346, timestamp: 1_764_000_000_000 },
+            ProducedOffset { partition: 2, offset: 7, timestamp: 1 },
         ];
         for n in 0..=offsets.len() {
             for duplicate in [false, true] {

@@ -13,7 +13,9 @@ use crate::varint;
 
 mod records;
 
-pub use records::{check_client_batch, ClientBatchError, ClientBatchInfo, DecodedBatch, Record, RecordIter};
+pub use records::{
+    check_client_batch, check_client_batch_owned, ClientBatchError, ClientBatchInfo, DecodedBatch, Record, RecordIter,
+};
 
 /// Why a batch (or a byte range that should hold one) is not a valid batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,7 +192,8 @@ pub fn verify_with_section_crc(buf: &[u8]) -> Result<(BatchHeader, u32), BatchEr
 /// `combine` costs ~4,700 instructions (a GF(2) matrix power), hashing costs well under one
 /// instruction per byte. For a one-message batch the combine was 11 % of cairnd's
 /// instructions per produce request (docs/BENCHMARKS.md, profile).
-const COMBINE_SECTION_MIN: usize = 16 * 1024;
+/// (Measured break-even ≈ 6.7 KiB: hashing runs at ≈ 0.7 instructions per byte.)
+pub const COMBINE_SECTION_MIN: usize = 4 * 1024;
 
 /// The batch CRC from its header bytes and the CRC of its records section.
 fn crc_with_section(batch: &[u8], section_crc: u32) -> u32 {
@@ -220,6 +223,70 @@ fn set_stamp_fields(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
     batch[FIRST_TIMESTAMP_POS..FIRST_TIMESTAMP_POS + 8].copy_from_slice(&first_timestamp.to_le_bytes());
     let max = first_timestamp.saturating_add(spread);
     batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&max.to_le_bytes());
+}
+
+/// One batch whose header, length and CRC were checked, with what the writer needs to
+/// re-stamp it cheaply: the CRC of its records section when that section is large enough
+/// for combining CRCs to beat hashing it again ([`COMBINE_SECTION_MIN`]). Only
+/// [`VerifiedBatch::new`], [`BatchBuilder::finish_verified`] and
+/// [`crate::batch::check_client_batch_owned`] make one, so holding one proves the check and
+/// nobody needs to check (hash) the batch again before appending it.
+#[derive(Debug, Clone)]
+pub struct VerifiedBatch {
+    bytes: Vec<u8>,
+    header: BatchHeader,
+    section_crc: Option<u32>,
+}
+
+impl VerifiedBatch {
+    /// Checks that `bytes` is exactly one batch with a valid CRC (one pass over the bytes).
+    pub fn new(bytes: Vec<u8>) -> Result<Self, BatchError> {
+        if bytes.len().saturating_sub(BATCH_HEADER_LEN) >= COMBINE_SECTION_MIN {
+            let (header, section) = verify_with_section_crc(&bytes)?;
+            return Ok(VerifiedBatch { bytes, header, section_crc: Some(section) });
+        }
+        let header = verify(&bytes)?;
+        if header.total_len() != bytes.len() {
+            return Err(BatchError::BadLength(bytes.len() as u64));
+        }
+        Ok(VerifiedBatch { bytes, header, section_crc: None })
+    }
+
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The bytes, the header and the section CRC (if kept), for the writer.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, BatchHeader, Option<u32>) {
+        (self.bytes, self.header, self.section_crc)
+    }
+}
+
+/// Stamps a verified batch's offset and timestamps, recomputing its CRC from the section CRC
+/// when one was kept, else by hashing the (small) batch.
+pub(crate) fn restamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64, section_crc: Option<u32>) {
+    set_stamp_fields(batch, base_offset, first_timestamp);
+    let crc = match section_crc {
+        Some(section) => crc_with_section(batch, section),
+        None => compute_crc(batch),
+    };
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Sets a batch's base offset and timestamps (keeping the spread between first and max
@@ -339,6 +406,12 @@ impl BatchBuilder {
     /// both: the server assigns them). Fails only if zstd fails or the batch is empty or
     /// larger than [`BATCH_BYTES_MAX`].
     pub fn finish(self, base_offset: u64, first_timestamp: i64) -> Result<Vec<u8>, BatchError> {
+        self.finish_verified(base_offset, first_timestamp).map(VerifiedBatch::into_bytes)
+    }
+
+    /// As [`BatchBuilder::finish`], as a [`VerifiedBatch`] ready to append (its CRC is
+    /// computed here, once).
+    pub fn finish_verified(self, base_offset: u64, first_timestamp: i64) -> Result<VerifiedBatch, BatchError> {
         if self.count == 0 {
             return Err(BatchError::BadRecordCount(0));
         }
@@ -367,9 +440,14 @@ impl BatchBuilder {
         out.extend_from_slice(&self.count.to_le_bytes());
         debug_assert_eq!(out.len(), BATCH_HEADER_LEN);
         out.extend_from_slice(&section);
-        let crc = compute_crc(&out);
+        let section_crc = (section.len() >= COMBINE_SECTION_MIN).then(|| crc32fast::hash(&section));
+        let crc = match section_crc {
+            Some(s) => crc_with_section(&out, s),
+            None => compute_crc(&out),
+        };
         out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        let header = BatchHeader::parse(&out)?;
+        Ok(VerifiedBatch { bytes: out, header, section_crc })
     }
 }
 

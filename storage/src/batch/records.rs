@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::io::Read;
 
-use super::{verify, BatchError, BatchHeader};
+use super::{verify, BatchError, BatchHeader, VerifiedBatch};
 use crate::format::*;
 use crate::varint;
 
@@ -222,7 +222,25 @@ impl<'a> Iterator for RecordIter<'a> {
 /// formed with contiguous offset deltas from 0 and zero timestamp deltas, and every record
 /// within `max_message_bytes`. Returns the header and the size of the largest record.
 pub fn check_client_batch(batch: &[u8], max_message_bytes: usize) -> Result<ClientBatchInfo, ClientBatchError> {
-    let decoded = DecodedBatch::new(batch)?;
+    check_client_records(&DecodedBatch::new(batch)?, max_message_bytes)
+}
+
+/// As [`check_client_batch`], taking the bytes and returning them as a [`VerifiedBatch`]
+/// ready to append: the CRC is checked once for both.
+pub fn check_client_batch_owned(
+    batch: Vec<u8>,
+    max_message_bytes: usize,
+) -> Result<(VerifiedBatch, ClientBatchInfo), ClientBatchError> {
+    let verified = VerifiedBatch::new(batch)?;
+    let info =
+        check_client_records(&DecodedBatch::trusting_crc(verified.bytes(), *verified.header())?, max_message_bytes)?;
+    Ok((verified, info))
+}
+
+fn check_client_records(
+    decoded: &DecodedBatch<'_>,
+    max_message_bytes: usize,
+) -> Result<ClientBatchInfo, ClientBatchError> {
     let header = decoded.header;
     if header.last_offset_delta != header.record_count - 1 {
         return Err(BatchError::BadRecords("client batches must have contiguous offset deltas").into());
