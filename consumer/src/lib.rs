@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod acker;
 pub mod admin;
 mod batcher;
 pub mod client;

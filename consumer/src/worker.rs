@@ -7,6 +7,9 @@
 //!       Ok → ack · Err(Retry)/panic → nack after backoff(delivery) · Err(Permanent) → reject
 //! ```
 //!
+//! Acks go through [`crate::acker`]: those of handlers that finish while an ack request is in
+//! flight share the next request. A handler's slot is freed only once its ack is durable.
+//!
 //! Shutdown: when the token is cancelled the loop stops fetching, lets in-flight handlers
 //! finish for up to `shutdown_grace`, then cancels the rest and nacks their messages with no
 //! delay so another worker takes them at once. A worker that dies without any of this
@@ -22,8 +25,9 @@ use tokio::task::JoinSet;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::acker::Acker;
 use crate::error::Result;
-use crate::group::{Delivery, GroupConsumer, HandlerError};
+use crate::group::{Delivery, GroupConsumer, HandlerError, MessageId};
 
 /// What a [`GroupConsumer::run`] did.
 ///
@@ -118,6 +122,12 @@ impl GroupConsumer {
         let slots = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let counters = Arc::new(Counters::default());
         let hard_stop = CancellationToken::new();
+        let consumer = self.clone();
+        let (acker, ack_task) = Acker::start(move |ids: Vec<MessageId>| {
+            let c = consumer.clone();
+            async move { c.ack(&ids).await }
+        });
+        let mut ack_task = AbortOnDrop(ack_task);
         let mut tasks = JoinSet::new();
         let result = loop {
             while tasks.try_join_next().is_some() {}
@@ -158,6 +168,7 @@ impl GroupConsumer {
                 };
                 let job = Job {
                     consumer: self.clone(),
+                    acker: acker.clone(),
                     counters: counters.clone(),
                     hard_stop: hard_stop.clone(),
                     _permit: permit,
@@ -170,6 +181,9 @@ impl GroupConsumer {
             hard_stop.cancel();
             while tasks.join_next().await.is_some() {}
         }
+        // Every job is done: the acker sends what is queued, then ends.
+        drop(acker);
+        let _ = (&mut ack_task.0).await;
         result.map(|()| counters.snapshot())
     }
 }
@@ -187,6 +201,7 @@ impl<T> Drop for AbortOnDrop<T> {
 /// One message being handled; holds a concurrency slot until dropped.
 struct Job {
     consumer: GroupConsumer,
+    acker: Acker,
     counters: Arc<Counters>,
     hard_stop: CancellationToken,
     _permit: OwnedSemaphorePermit,
@@ -222,7 +237,7 @@ impl Job {
         };
         let c = &self.counters;
         match outcome {
-            Outcome::Done(Ok(())) => c.count(&c.acked, self.consumer.ack(&[id]).await, "ack"),
+            Outcome::Done(Ok(())) => c.count(&c.acked, self.acker.ack(id).await, "ack"),
             Outcome::Done(Err(HandlerError::Permanent(e))) => {
                 let r = self.consumer.reject(&[id], &e.to_string()).await;
                 c.count(&c.rejected, r, "reject");
