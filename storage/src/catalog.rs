@@ -390,7 +390,21 @@ impl Catalog {
         let topics_dir = self.dir.join(TOPICS_DIR);
         let seq = DELETE_SEQ.fetch_add(1, Ordering::Relaxed);
         let doomed = topics_dir.join(format!("{DELETED_PREFIX}{name}-{}-{seq}", std::process::id()));
-        fs::rename(&topic.dir, &doomed).map_err(|e| Error::io("rename", &topic.dir, e))?;
+        if let Err(e) = crate::faults::check("topic.rename", &topic.dir).and_then(|()| fs::rename(&topic.dir, &doomed))
+        {
+            // Nothing changed on disk: the topic stays, reopened (its partitions were closed),
+            // rather than vanish until the next restart brings it back.
+            drop(held);
+            match self.open_topic(name, topic.config(), false) {
+                Ok(t) => {
+                    self.topics.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), t);
+                }
+                Err(re) => {
+                    tracing::error!(topic = name, "topic kept on disk but not reopened after a failed delete: {re}")
+                }
+            }
+            return Err(Error::io("rename", &topic.dir, e));
+        }
         fsutil::sync_dir(&topics_dir)?;
         fs::remove_dir_all(&doomed).map_err(|e| Error::io("remove", &doomed, e))?;
         drop(held);

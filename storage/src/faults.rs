@@ -36,6 +36,7 @@ pub const FAILPOINTS: &[(&str, &str)] = &[
     ("atomic.write", "writing the temp file of an atomic replace"),
     ("atomic.fsync", "fsync of the temp file of an atomic replace"),
     ("atomic.rename", "renaming the temp file over the target"),
+    ("topic.rename", "renaming a deleted topic's directory aside (the delete's first step)"),
     ("compact.write", "writing a cleaned segment's log (compaction)"),
     ("compact.fsync", "fsync of a cleaned segment's files (compaction)"),
     ("swap.rename", "a compaction swap's renames (.cleaned to .swap, .swap into place)"),

@@ -234,9 +234,11 @@ fn scenario(point: &str, actions: &str, at_close: bool) {
     let what = format!("{point}={actions}");
     let dir = tempdir();
     let mut model = Model { short: actions.contains("short"), ..Model::default() };
+    let (updated, created, doomed_kept);
     {
         let cat = open(dir.path(), None).unwrap();
         create_all(&cat);
+        cat.create_topic("doomed", config("log")).unwrap().partition(0).unwrap().append(batch(&[b"d"])).unwrap();
         load(&cat, &mut model, 12, None, None);
         sync_ivl(&cat, &mut model, None);
 
@@ -244,11 +246,27 @@ fn scenario(point: &str, actions: &str, at_close: bool) {
         load(&cat, &mut model, 12, Some(point), Some(point));
         sync_ivl(&cat, &mut model, Some(point));
         let compacted = cat.compact_topic("kv");
-        let updated = cat.update_topic("log", TopicConfig { segment_bytes: 8192, ..config("log") });
+        // Topic metadata: a config update, a create and a delete under the fault.
+        let fired_before = fired(point);
+        updated = cat.update_topic("log", TopicConfig { segment_bytes: 8192, ..config("log") });
+        created = cat.create_topic("extra", config("log"));
+        let deleted = cat.delete_topic("doomed");
         fail::remove(point);
-
-        if let Err(e) = &updated {
-            assert!(fired(point) > 0, "{what}: config update failed with no fault: {e}");
+        for (op, r) in
+            [("update", updated.as_ref().err()), ("create", created.as_ref().err()), ("delete", deleted.as_ref().err())]
+        {
+            if let Some(e) = r {
+                assert!(fired(point) > fired_before, "{what}: topic {op} failed with no fault: {e}");
+            }
+        }
+        // A failed delete leaves the topic either gone or usable, and says which.
+        doomed_kept = cat.topic("doomed").is_some();
+        assert_eq!(doomed_kept, deleted.is_err() && doomed_kept, "{what}: a deleted topic is gone");
+        if let Some(t) = cat.topic("doomed") {
+            t.partition(0)
+                .unwrap()
+                .append(batch(&[b"still here"]))
+                .unwrap_or_else(|e| panic!("{what}: a topic kept by a failed delete does not take appends: {e}"));
         }
         // The fault is gone: healthy partitions work, poisoned ones keep refusing.
         load(&cat, &mut model, 6, None, Some(point));
@@ -269,6 +287,13 @@ fn scenario(point: &str, actions: &str, at_close: bool) {
     }
     let cat = open(dir.path(), None).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
     verify(&cat, &model, true, &format!("{what}, after reopen"));
+    if updated.is_ok() {
+        assert_eq!(cat.topic("log").unwrap().config().segment_bytes, 8192, "{what}: the updated config persists");
+    }
+    if created.is_ok() {
+        assert!(cat.topic("extra").is_some(), "{what}: a created topic persists");
+    }
+    assert_eq!(cat.topic("doomed").is_some(), doomed_kept, "{what}: the delete's outcome persists");
     for acked in model.topics.values_mut() {
         acked.poisoned = false;
         // Unacknowledged records recovered past the end are now part of the log.
