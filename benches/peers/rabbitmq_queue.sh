@@ -12,19 +12,23 @@
 #      basic_qos(prefetch_count=100) and manual acks, one basic_ack(multiple=True) per 100 deliveries (the AMQP form
 #      of "fetch 100, ack 100"), consume until all N are acked; messages/s from the first delivery to the last ack
 #      (the close of the last acker's connection, so its acks have reached the broker); the queue must be empty.
-# What an ack means (check the flush counts in the notes; on this VM's ext4 with a write-back cache every
-# fsync/fdatasync shows up as >= 1 flush request in /proc/diskstats):
-#   quorum  = a settle is a Raft command: appended to the Ra WAL like a publish; the WAL writer fsyncs each batch of
-#             entries it writes (ra's wal_sync_method datasync), so acks are made durable, in groups, before long
-#             (the channel does not wait for it: basic.ack has no reply in AMQP 0-9-1);
+# What an ack means (checked with perf counting beam.smp's fsync/fdatasync calls over the consume phase, and with
+# /proc/diskstats, which on this shared VM also counts other sessions' writes; figures from 2026-11-29):
+#   quorum  = a settle is a Raft command, appended to the Ra WAL like a publish; the WAL writer fdatasyncs each batch
+#             of entries it writes, so acks are made durable in groups: 0.76-0.82 fdatasync per 100-message ack
+#             (1,517-1,635 for 2,000 acks; the idle broker makes none);
 #   classic = a durable classic queue (v1) records the ack in its queue-index journal (100 B messages are embedded in
-#             the index) and drops the message from the message store; neither is fsynced per ack (the index is
-#             synced only when publisher confirms are pending), so acked work can come back after a crash.
-# In neither case is an ack acknowledged to the consumer: it is fire and forget, while a Cairn ack or Redis XACK
-# gets a reply (Redis's after its AOF fsync with appendfsync always).
+#             the index) and drops the message from the message store; nothing is synced per ack (6-10 fsync in all
+#             for 2,000 acks: housekeeping; publishing the same messages with confirms took 619-699), so acked
+#             messages can come back after a crash (redelivered: at-least-once).
+# In neither case is an ack acknowledged to the consumer: basic.ack has no reply in AMQP 0-9-1 (fire and forget),
+# while a Cairn ack or a Redis XACK gets a reply (Redis's after its AOF fsync with appendfsync always).
 # Output: RESULT name=rabbitmq_queue_<qtype>_<workers>w value=<msgs/s> unit=msgs/s (stdout); notes (stderr): publish
-# rate, disk write and flush requests during the consume phase (and per 100-message ack), the CPU of the broker
-# (beam.smp, /proc/<pid>/stat) and of the Python consumers, and which of the two used more.
+# rate; over the consume phase the broker's fsync/fdatasync/sync_file_range calls (`perf stat` on syscall
+# tracepoints, per process; "n/a" without perf) and the machine's disk write and flush requests (/proc/diskstats),
+# both also per 100-message ack; the CPU of the broker (beam.smp, /proc/<pid>/stat) and of the Python consumers
+# (µs per message, % of a core) and which used more. On the shared, saturated 2-core VM neither reached a core:
+# the consumers cost 16-27 µs of CPU per message, the broker 10 (quorum) to 25-28 (classic) µs.
 # Knobs: QTYPES ("classic quorum"), N (200000), WORKERS (4), WINDOW (1000), PORT (15674, AMQP), DIST_PORT (25674),
 #        EPMD_PORT (14370), QUIET_WAIT (15 s), PEERS (dir of the shared peer scripts, for _lib.sh; default
 #        ../../../shared/peers).
@@ -84,9 +88,10 @@ timeout 120 "$RMQ/rabbitmqctl" wait --timeout 100 "$dir/beam.pid" >"$dir/wait.ou
 beam=$(cat "$dir/beam.pid")
 echo "note: RabbitMQ $("$RMQ/rabbitmqctl" version 2>/dev/null), Erlang $(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().'), pika $(python3 -c 'import pika; print(pika.__version__)'), beam.smp pid $beam" >&2
 dev=$(disk_of "$dir")
-# run the helper as a child we can stop by PID; its RESULT lines go to stdout, everything else to stderr
+# run the helper as a child we can stop by PID (its perf output files go to $dir, deleted on exit too); its RESULT
+# lines go to stdout, everything else to stderr
 helper() { # helper MODE QTYPE
-  PORT=$PORT QTYPE=$2 N=$N SIZE=100 WINDOW=$WINDOW WORKERS=$WORKERS BATCH=100 DEV=$dev BEAM_PID=$beam \
+  TMPDIR=$dir PORT=$PORT QTYPE=$2 N=$N SIZE=100 WINDOW=$WINDOW WORKERS=$WORKERS BATCH=100 DEV=$dev BEAM_PID=$beam \
     NAME="rabbitmq_queue_${2}_${WORKERS}w" timeout 200 python3 "$here/rabbitmq_queue.py" "$1" >"$dir/out" & py=$!
   wait "$py"; py=''
   grep '^RESULT' "$dir/out" || true
