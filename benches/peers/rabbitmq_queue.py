@@ -103,8 +103,8 @@ def publish():
         sys.exit(f"queue holds {ready} after publishing {N}")
     dt = st["t1"] - st["t0"]
     print(f"note: published {N} x {SIZE} B persistent messages to a durable {QTYPE} queue with confirms "
-          f"(window {WINDOW}) in {dt:.2f} s: {N / dt:,.0f} msgs/s (not part of the queue-work figure); broker sync calls: "
-          f"{fmt_syncs(syncs)}", flush=True)
+          f"(window {WINDOW}) in {dt:.2f} s: {N / dt:,.0f} msgs/s (not part of the queue-work figure); "
+          f"broker sync calls: {fmt_syncs(syncs)}", flush=True)
 
 
 # ----------------------------------------------------------------------------------------------- consume
@@ -112,12 +112,13 @@ def publish():
 
 def worker(i, ready, acked_total, results):
     """One consumer process: prefetch BATCH, ack multiple every BATCH deliveries, until N are acked overall."""
-    st = {"got": 0, "unacked": 0, "tag": 0, "t_first": None, "t_last_ack": None, "t_last_msg": 0.0,
+    st = {"got": 0, "acks": 0, "unacked": 0, "tag": 0, "t_first": None, "t_last_ack": None, "t_last_msg": 0.0,
           "last_acker": False, "closing": False, "cpu0": None, "err": None}
     ch = None
 
     def ack():
         ch.basic_ack(st["tag"], multiple=True)
+        st["acks"] += 1
         with acked_total.get_lock():
             acked_total.value += st["unacked"]
             total = acked_total.value
@@ -144,11 +145,14 @@ def worker(i, ready, acked_total, results):
             ack()
 
     def tick():
-        # the tail: fewer than BATCH deliveries left for this worker (N not a multiple of BATCH, or uneven
-        # spread at the end) are acked after 20 ms without a delivery; stop once every message is acked
+        # the tail: once fewer than WORKERS * BATCH messages are left unacked overall, a worker may hold fewer
+        # than BATCH deliveries for good (N not a multiple of BATCH, or an uneven spread at the end): it acks them
+        # after 20 ms without a delivery (before that, a short batch is always topped up by the broker, so every
+        # ack covers BATCH messages even when a busy machine stalls a worker); stop once every message is acked
         if st["closing"]:
             return
-        if st["unacked"] and time.perf_counter() - st["t_last_msg"] > 0.02:
+        if (st["unacked"] and N - acked_total.value < WORKERS * BATCH
+                and time.perf_counter() - st["t_last_msg"] > 0.02):
             ack()
         elif not st["unacked"] and acked_total.value >= N:
             close()
@@ -179,7 +183,7 @@ def worker(i, ready, acked_total, results):
     conn.ioloop.start()
     cpu1 = os.times()
     c0 = st["cpu0"] or cpu1
-    results.put({"i": i, "got": st["got"], "t_first": st["t_first"], "t_last_ack": st["t_last_ack"],
+    results.put({"i": i, "got": st["got"], "acks": st["acks"], "t_first": st["t_first"], "t_last_ack": st["t_last_ack"],
                  "t_closed": st.get("t_closed"), "last_acker": st["last_acker"], "err": st["err"],
                  "cpu": (cpu1.user - c0.user) + (cpu1.system - c0.system)})
 
@@ -296,8 +300,9 @@ def consume():
     ccpu = sum(r["cpu"] for r in res)
     busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
     ncpu = os.cpu_count() or 1
-    print(f"note: {QTYPE}: {N} msgs consumed by {WORKERS} workers (prefetch {BATCH}, ack multiple per {BATCH}) in "
-          f"{secs:.2f} s; per worker {', '.join(str(r['got']) for r in sorted(res, key=lambda r: r['i']))}; "
+    per_worker_got = ", ".join(str(r["got"]) for r in sorted(res, key=lambda r: r["i"]))
+    print(f"note: {QTYPE}: {N} msgs consumed by {WORKERS} workers (prefetch {BATCH}, ack multiple per {BATCH}; "
+          f"{sum(r['acks'] for r in res)} acks) in {secs:.2f} s; per worker {per_worker_got}; "
           f"queue empty afterwards", flush=True)
     nsync = None if syncs is None else sum(syncs.values())
     per_ack = "" if nsync is None else f" = {nsync / cycles:.2f} per {BATCH}-message ack"

@@ -46,7 +46,8 @@ RMQ=/usr/lib/rabbitmq/bin
 if [ ! -x "$RMQ/rabbitmq-server" ]; then
   # keep the package's maintainer scripts from starting a system-wide broker (0.0.0.0:5672) on install
   made_policy=
-  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; }
+  [ -e /usr/sbin/policy-rc.d ] \
+    || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; }
   apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
   [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
@@ -77,7 +78,8 @@ log.file.level = warning
 CONF
 echo '[].' > "$dir/enabled_plugins"
 export HOME=$dir RABBITMQ_NODENAME=peersqueue@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$PORT \
-  RABBITMQ_DIST_PORT=$DIST_PORT RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
+  RABBITMQ_DIST_PORT=$DIST_PORT RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf \
+  RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins \
   RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_PID_FILE=$dir/beam.pid \
   ERL_EPMD_PORT=$EPMD_PORT ERL_EPMD_ADDRESS=127.0.0.1 \
   RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
@@ -86,7 +88,9 @@ export HOME=$dir RABBITMQ_NODENAME=peersqueue@localhost RABBITMQ_NODE_IP_ADDRESS
 timeout 120 "$RMQ/rabbitmqctl" wait --timeout 100 "$dir/beam.pid" >"$dir/wait.out" 2>&1 \
   || { echo "rabbitmq did not start:" >&2; tail -20 "$dir/server.out" "$dir/wait.out" >&2; exit 1; }
 beam=$(cat "$dir/beam.pid")
-echo "note: RabbitMQ $("$RMQ/rabbitmqctl" version 2>/dev/null), Erlang $(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().'), pika $(python3 -c 'import pika; print(pika.__version__)'), beam.smp pid $beam" >&2
+otp=$(erl -noshell -eval 'io:format("~s",[erlang:system_info(otp_release)]), halt().')
+echo "note: RabbitMQ $("$RMQ/rabbitmqctl" version 2>/dev/null), Erlang $otp," \
+  "pika $(python3 -c 'import pika; print(pika.__version__)'), beam.smp pid $beam" >&2
 dev=$(disk_of "$dir")
 # run the helper as a child we can stop by PID (its perf output files go to $dir, deleted on exit too); its RESULT
 # lines go to stdout, everything else to stderr
