@@ -402,6 +402,42 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
     Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
+/// `wrk -t2 -c64` POSTing `size` bytes of `content_type` to `path` for `secs` (as
+/// `../shared/peers/hello_http.sh` loads the hello-world server). Returns requests/s and the
+/// server's CPU µs per request; fails if wrk is missing or any reply was not 2xx.
+fn wrk_post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    size: usize,
+    secs: f64,
+    probe: &Probe,
+) -> Result<(f64, f64)> {
+    let lua = tempfile::Builder::new().suffix(".lua").tempfile()?;
+    std::fs::write(
+        lua.path(),
+        format!("wrk.method=\"POST\"\nwrk.body=string.rep(\"x\",{size})\nwrk.headers[\"Content-Type\"]=\"{content_type}\"\n"),
+    )?;
+    let s0 = probe.sample();
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{}s", secs.ceil() as u64), "-s"])
+        .arg(lua.path())
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .context("running wrk")?;
+    let d = probe.since(s0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") {
+        bail!("wrk saw non-2xx replies:\n{text}");
+    }
+    let rps: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| anyhow!("no Requests/sec in wrk output:\n{text}"))?;
+    let total = rps * secs.ceil();
+    Ok((rps, d.cpu_secs * 1e6 / total.max(1.0)))
+}
+
 fn record_run(res: &mut Results, name: &str, run: &Run) {
     let p = Percentiles::of(&run.hist);
     res.set(name, run.msgs_per_s(), "msgs/s");
@@ -612,6 +648,23 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
             let req = Req::post(format!("/v1/topics/{topic}/messages"), ct, body);
             let run = closed_loop(addr, 64, warm, o.secs, req.clone(), 1, &probe).await?;
             record_run(res, &name, &run);
+            if kind == "octet" {
+                // The same load generator as the hello-world ceiling (hello_http.sh): wrk.
+                match wrk_post(
+                    addr,
+                    &format!("/v1/topics/{topic}/messages"),
+                    "application/octet-stream",
+                    100,
+                    o.secs,
+                    &probe,
+                ) {
+                    Ok((rps, cpu_us)) => {
+                        res.set(&format!("{name}_wrk"), rps, "req/s");
+                        res.set(&format!("{name}_wrk_cpu_us_per_req"), cpu_us, "us/req");
+                    }
+                    Err(e) => eprintln!("  note: no wrk measurement: {e}"),
+                }
+            }
             if kind == "octet" && o.wants("latency") {
                 let rate = run.reqs_per_s() * 0.5;
                 let lname = "cairn_latency_single_octet_50pct";
@@ -841,20 +894,28 @@ fn rows(r: &Results) -> Vec<Row> {
             None,
         ),
         row(
-            "single msg (octet) 100 B, 64 conns",
-            "cairn_produce_single_octet_100b",
+            "single msg (octet) 100 B, wrk 64 conns",
+            "cairn_produce_single_octet_100b_wrk",
             "Redis XADD P1",
             "redis_xadd_always_p1_100b",
             "msgs/s",
             Some(1.5),
         ),
         row(
-            "single msg (octet) 100 B, 64 conns",
-            "cairn_produce_single_octet_100b",
-            "hyper hello POST 1 KiB",
+            "single msg (octet) 100 B, wrk 64 conns",
+            "cairn_produce_single_octet_100b_wrk",
+            "hyper hello POST 1 KiB (wrk)",
             "hello_post_1k",
             "req/s",
             Some(0.6),
+        ),
+        row(
+            "single msg (octet) 100 B, own client 64 conns",
+            "cairn_produce_single_octet_100b",
+            "hyper hello POST 1 KiB (wrk)",
+            "hello_post_1k",
+            "req/s",
+            None,
         ),
         row(
             "single msg (JSON) 100 B, 64 conns",
