@@ -11,12 +11,6 @@ use tracing_subscriber::EnvFilter;
 use cairn_server::auth::token::{generate, TokenHash};
 use cairn_server::config::{Cli, Command};
 
-/// mimalloc instead of the system allocator: a request allocates a few dozen small buffers,
-/// and glibc's malloc/free took ~11 % of cairnd's CPU under single-message produce load
-/// (docs/BENCHMARKS.md, profile).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::HashToken { generate }) = &cli.command {

@@ -5,7 +5,7 @@
 //!
 //! Options: `--quick` (shorter runs, 200 MB replay), `--cairnd PATH`, `--peers DIR`
 //! (default `../shared/peers`), `--no-peers` (Cairn only), `--no-rabbitmq`,
-//! `--only a,b` (Cairn scenarios: produce, single, replay, queue, commit, latency),
+//! `--only a,b` (Cairn scenarios: produce, single, scale, replay, queue, commit, latency),
 //! `--secs N` (seconds per closed-loop measurement), `--svg PATH` (default
 //! `docs/bench/e2e.svg`; `-` for none), `--report PATH` (markdown table, default
 //! `target-bench/e2e-report.md`), `--wrap "CMD ARGS"` (start cairnd under e.g. valgrind or
@@ -402,6 +402,16 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
     Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
+/// A process's resident memory in MB: (anonymous, file-backed) from `/proc/<pid>/status`.
+/// File-backed pages are the mapped log segments the page cache holds, not heap.
+fn memory_mb(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
+    };
+    Some((kb("RssAnon:")? / 1024.0, kb("RssFile:")? / 1024.0))
+}
+
 /// `wrk -t2 -c64` POSTing `size` bytes of `content_type` to `path` for `secs` (as
 /// `../shared/peers/hello_http.sh` loads the hello-world server). Returns requests/s and the
 /// server's CPU µs per request; fails if wrk is missing or any reply was not 2xx.
@@ -676,13 +686,48 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
         }
     }
 
+    if o.wants("scale") {
+        let pid = server.child.id();
+        for partitions in [1u32, 4, 16] {
+            let name = format!("cairn_scale_raw_100x100b_{partitions}p");
+            phase(&name);
+            let topic = format!("scale-{partitions}p");
+            create_topic(addr, &topic, partitions).await?;
+            // No Cairn-Partition header: batches go round-robin over the partitions.
+            let req = Req::post(format!("/v1/topics/{topic}/messages"), RAW, raw_batch(100, 100)?);
+            let run = closed_loop(addr, 32, warm, o.secs, req, 100, &probe).await?;
+            record_run(res, &name, &run);
+        }
+        create_topic(addr, "scale-conns", 1).await?;
+        for conns in [4usize, 16, 64, 256] {
+            let name = format!("cairn_scale_single_octet_{conns}c");
+            phase(&name);
+            let req = Req::post("/v1/topics/scale-conns/messages", "application/octet-stream", vec![b'x'; 100]);
+            let run = closed_loop(addr, conns, warm, o.secs, req, 1, &probe).await?;
+            record_run(res, &name, &run);
+        }
+        if let Some(m) = memory_mb(pid) {
+            res.set("cairn_rss_anon_after_scale", m.0, "MB");
+        }
+    }
+
     if o.wants("replay") {
+        let pid = server.child.id();
         let mb: u64 = if o.quick { 200 } else { 1000 };
         let msgs = mb * 1_000_000 / 1024;
         phase(&format!("cairn_replay ({mb} MB of 1 KiB messages)"));
         create_topic(addr, "replay", 1).await?;
-        let secs = fill(addr, "replay", msgs, 1024).await?;
-        let end = msgs.div_ceil(100) * 100;
+        // Filled in quarters, sampling cairnd's anonymous memory after each: it should stay
+        // flat as the log grows (the log is in mapped files, not on the heap).
+        let mut secs = 0.0;
+        for quarter in 1..=4u64 {
+            secs += fill(addr, "replay", msgs / 4, 1024).await?;
+            if let Some((anon, file)) = memory_mb(pid) {
+                res.set(&format!("cairn_rss_anon_fill_{}pct", quarter * 25), anon, "MB");
+                res.set(&format!("cairn_rss_file_fill_{}pct", quarter * 25), file, "MB");
+            }
+        }
+        let end = (msgs / 4).div_ceil(100) * 100 * 4;
         res.set("cairn_replay_fill", end as f64 * 1024.0 / 1e6 / secs, "MB/s");
         for raw in [true, false] {
             let kind = if raw { "raw" } else { "json" };
@@ -690,6 +735,10 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
             res.set(&format!("cairn_replay_{kind}"), n as f64 * 1024.0 / 1e6 / secs, "MB/s");
             res.set(&format!("cairn_replay_{kind}_wire"), body as f64 / 1e6 / secs, "MB/s");
             res.set(&format!("cairn_replay_{kind}_msgs"), n as f64 / secs, "msgs/s");
+        }
+        if let Some((anon, file)) = memory_mb(pid) {
+            res.set("cairn_rss_anon_after_replay", anon, "MB");
+            res.set("cairn_rss_file_after_replay", file, "MB");
         }
     }
 

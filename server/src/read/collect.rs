@@ -50,14 +50,79 @@ fn corrupt(file: &std::path::Path, position: u64, e: impl ToString) -> ApiError 
     ApiError::from(cairn_storage::Error::Corruption { file: file.to_path_buf(), position, reason: e.to_string() })
 }
 
-/// Renders messages from offset `from` into `out`.
+/// Where [`collect`] renders messages: a buffer it writes one message into at a time.
+pub trait Sink {
+    /// The buffer the next message goes into.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Called after each message.
+    fn message_done(&mut self) {}
+}
+
+impl Sink for Vec<u8> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
+
+/// Size at which a [`ChunkedBody`] starts a new chunk.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// A reply body built as a list of chunks of about [`CHUNK_BYTES`], sent as they are: a
+/// 16 MiB read never needs one contiguous buffer grown by doubling (each doubling copies
+/// everything so far, and buffers that large are fresh mappings the kernel faults in page by
+/// page).
+#[derive(Debug, Default)]
+pub struct ChunkedBody {
+    done: Vec<bytes::Bytes>,
+    cur: Vec<u8>,
+    len: usize,
+}
+
+impl ChunkedBody {
+    pub fn new() -> Self {
+        ChunkedBody { done: Vec::new(), cur: Vec::with_capacity(4096), len: 0 }
+    }
+
+    /// Total bytes written.
+    pub fn len(&self) -> usize {
+        self.len + self.cur.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The chunks, in order.
+    pub fn into_chunks(mut self) -> Vec<bytes::Bytes> {
+        if !self.cur.is_empty() {
+            self.done.push(bytes::Bytes::from(self.cur));
+        }
+        self.done
+    }
+}
+
+impl Sink for ChunkedBody {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.cur
+    }
+
+    fn message_done(&mut self) {
+        if self.cur.len() >= CHUNK_BYTES {
+            let full = std::mem::replace(&mut self.cur, Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4));
+            self.len += full.len();
+            self.done.push(bytes::Bytes::from(full));
+        }
+    }
+}
+
+/// Renders messages from offset `from` into `sink`.
 pub fn collect(
     log: &PartitionLog,
     from: u64,
     limits: Limits,
     framing: Framing,
     encoding: Encoding,
-    out: &mut Vec<u8>,
+    sink: &mut impl Sink,
 ) -> ApiResult<Collected> {
     let partition = log.partition();
     let mut c = Collected { next_offset: from, ..Collected::default() };
@@ -86,6 +151,7 @@ pub fn collect(
                     done = true;
                     break;
                 }
+                let out = sink.buf();
                 match framing {
                     Framing::JsonArray if c.messages > 0 => out.push(b','),
                     Framing::JsonArray | Framing::Ndjson => {}
@@ -99,6 +165,7 @@ pub fn collect(
                     Framing::Ndjson => out.push(b'\n'),
                     Framing::Sse => out.extend_from_slice(b"\n\n"),
                 }
+                sink.message_done();
                 c.messages += 1;
                 c.bytes += size;
                 c.next_offset = record.offset + 1;
@@ -171,6 +238,28 @@ mod tests {
             log.append(b.finish(0, 0).unwrap()).unwrap();
         }
         (dir, catalog, log)
+    }
+
+    #[test]
+    fn chunked_bodies_hold_the_same_bytes_in_bounded_chunks() {
+        let big = "y".repeat(50_000);
+        let values: Vec<&str> = (0..40).map(|_| big.as_str()).collect();
+        let (_d, catalog, log) = setup(&[&values[..20], &values[20..]]);
+        let all = Limits { max_messages: 100, max_bytes: 16 << 20 };
+        let mut flat = Vec::new();
+        collect(&log, 0, all, Framing::JsonArray, Encoding::Json, &mut flat).unwrap();
+        let mut chunked = ChunkedBody::new();
+        let c = collect(&log, 0, all, Framing::JsonArray, Encoding::Json, &mut chunked).unwrap();
+        assert_eq!(c.messages, 40);
+        assert_eq!(chunked.len(), flat.len());
+        let chunks = chunked.into_chunks();
+        assert!(chunks.len() > 1, "a 2.7 MB body comes in several chunks");
+        assert!(
+            chunks.iter().all(|c| c.len() < CHUNK_BYTES + 70_000),
+            "a chunk ends at the first message past the size"
+        );
+        assert_eq!(chunks.concat(), flat);
+        catalog.close().unwrap();
     }
 
     fn offsets(out: &[u8]) -> Vec<u64> {

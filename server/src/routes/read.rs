@@ -18,7 +18,7 @@ use futures_util::stream;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::media::{self, ReplyKind};
-use crate::read::collect::{collect, collect_raw, Framing, Limits};
+use crate::read::collect::{collect, collect_raw, ChunkedBody, Framing, Limits, Sink as _};
 use crate::read::query::{RawReadQuery, ReadQuery};
 use crate::read::{blocking, start_offset, wait_for_messages};
 use crate::routes::parse_partition;
@@ -83,17 +83,19 @@ pub async fn read(
     }
     let (encoding, json) = (query.encoding, kind == ReplyKind::Json);
     let (out, c) = blocking(move || {
-        let mut out = Vec::with_capacity(4096);
+        let mut out = ChunkedBody::new();
         if json {
-            out.extend_from_slice(b"{\"messages\":[");
+            out.buf().extend_from_slice(b"{\"messages\":[");
         }
         let framing = if json { Framing::JsonArray } else { Framing::Ndjson };
         let c = collect(&log, from, limits, framing, encoding, &mut out)?;
         if json {
             let _ = write!(
-                out,
+                out.buf(),
                 "],\"next_offset\":{},\"start_offset\":{},\"end_offset\":{}}}",
-                c.next_offset, c.start_offset, c.end_offset
+                c.next_offset,
+                c.start_offset,
+                c.end_offset
             );
         }
         Ok((out, c))
@@ -101,5 +103,9 @@ pub async fn read(
     .await?;
     state.metrics.read(c.messages as u64, c.bytes);
     let content_type = if json { media::JSON } else { media::NDJSON };
-    Ok(with_offsets(Body::from(out).into_response(), content_type, c.next_offset, c.start_offset, c.end_offset))
+    let length = out.len() as u64;
+    let chunks = stream::iter(out.into_chunks().into_iter().map(Ok::<Bytes, Infallible>));
+    let mut resp = Body::from_stream(chunks).into_response();
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(with_offsets(resp, content_type, c.next_offset, c.start_offset, c.end_offset))
 }
