@@ -18,7 +18,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_storage::batch::compute_crc;
@@ -37,9 +37,9 @@ struct Template {
     values: BTreeMap<u64, Option<Vec<u8>>>,
 }
 
-fn template() -> &'static Template {
-    static T: OnceLock<Template> = OnceLock::new();
-    T.get_or_init(|| {
+/// Made per test and removed with it (a `static` would never be dropped, leaking the dir).
+fn template() -> Template {
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut values = BTreeMap::new();
         let cat = open(dir.path(), None).unwrap();
@@ -60,7 +60,7 @@ fn template() -> &'static Template {
         assert!(p.segment_count() >= 4);
         cat.close().unwrap();
         Template { dir, values }
-    })
+    }
 }
 
 /// The partition's files, sorted, and the clean-shutdown marker's path.
@@ -157,8 +157,7 @@ fn read_everything(p: &PartitionLog) -> Result<BTreeMap<u64, Option<Vec<u8>>>, S
     Ok(out)
 }
 
-fn run_case(c: &Case) -> Result<(), TestCaseError> {
-    let t = template();
+fn run_case(t: &Template, c: &Case) -> Result<(), TestCaseError> {
     let dir = scratch();
     copy_tree(t.dir.path(), dir.path());
     if c.crashed {
@@ -218,7 +217,7 @@ fn damaged_files_never_panic_hang_or_lose_derived_data() {
     if !run_capped(name) {
         return;
     }
-    template();
+    let t = template();
     let beat = watchdog(Duration::from_secs(60));
     let start = Instant::now();
     let n = cases(150);
@@ -226,7 +225,7 @@ fn damaged_files_never_panic_hang_or_lose_derived_data() {
     runner
         .run(&case(), |c| {
             beat.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            run_case(&c)
+            run_case(&t, &c)
         })
         .unwrap();
     println!("{name}: {n} cases");
@@ -248,9 +247,9 @@ fn a_damaged_active_index_is_rebuilt_not_appended_to() {
         crashed: false,
         grow: None,
     };
-    run_case(&c).unwrap();
-    // And every shape of damage to the active segment's offset index, directly.
     let t = template();
+    run_case(&t, &c).unwrap();
+    // And every shape of damage to the active segment's offset index, directly.
     for damage in 0..4 {
         let dir = scratch();
         copy_tree(t.dir.path(), dir.path());
