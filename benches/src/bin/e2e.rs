@@ -1010,8 +1010,16 @@ fn rows(r: &Results) -> Vec<Row> {
         row(
             "queue: 4 workers fetch 100 + ack",
             "cairn_queue_4w",
-            "RabbitMQ quorum publish only",
-            "rabbitmq_amqp_quorum_100b",
+            "RabbitMQ quorum, prefetch 100, ack multiple",
+            "rabbitmq_queue_quorum_4w",
+            "msgs/s",
+            Some(2.0),
+        ),
+        row(
+            "queue: 4 workers fetch 100 + ack",
+            "cairn_queue_4w",
+            "RabbitMQ classic, prefetch 100, ack multiple",
+            "rabbitmq_queue_classic_4w",
             "msgs/s",
             None,
         ),
@@ -1133,7 +1141,8 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
             title: "One 100 B message per request, fsync before ack".into(),
             unit: "messages/s (hello: requests/s)".into(),
             bars: [
-                bar("Cairn octet-stream, 64 conns", "cairn_produce_single_octet_100b", CAIRN),
+                bar("Cairn octet-stream, wrk 64 conns", "cairn_produce_single_octet_100b_wrk", CAIRN),
+                bar("Cairn octet-stream, own client 64 conns", "cairn_produce_single_octet_100b", CAIRN),
                 bar("Cairn JSON, 64 conns", "cairn_produce_single_json_100b", CAIRN),
                 bar("Redis XADD always, pipeline 1", "redis_xadd_always_p1_100b", REDIS),
                 bar("RabbitMQ quorum, confirms", "rabbitmq_amqp_quorum_100b", RABBIT),
@@ -1151,6 +1160,8 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
             bars: [
                 bar("Cairn fetch + ack", "cairn_queue_4w", CAIRN),
                 bar("Redis XREADGROUP + XACK (always)", "redis_queue_always_4w", REDIS),
+                bar("RabbitMQ quorum, prefetch 100 + ack", "rabbitmq_queue_quorum_4w", RABBIT),
+                bar("RabbitMQ classic, prefetch 100 + ack", "rabbitmq_queue_classic_4w", RABBIT),
             ]
             .into_iter()
             .flatten()
@@ -1236,6 +1247,10 @@ fn main() -> Result<()> {
             &[("QTYPES", "classic quorum"), ("PAYLOADS", "100"), ("STREAMPROTO", "0"), ("QUIET_WAIT", "10")],
             &mut res,
         )?;
+        let n = if o.quick { "50000" } else { "200000" };
+        phase(&format!("benches/peers/rabbitmq_queue.sh N={n} WORKERS=4 (consumers: prefetch 100, ack multiple)"));
+        let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers");
+        run_script(&ours, "rabbitmq_queue.sh", &[("N", n), ("WORKERS", "4"), ("QUIET_WAIT", "10")], &mut res)?;
     }
     if peers {
         let iggy = std::env::var("IGGY_BIN").unwrap_or_else(|_| "/tmp/iggy/target/release/iggy-server".into());
