@@ -94,6 +94,30 @@ async fn an_expired_lease_is_redelivered_with_the_next_delivery_count() {
     assert_eq!(again[0]["value"], json!("x-0"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_group_answers_its_waiting_fetch_and_the_group_stays_deleted() {
+    let s = Cairnd::start().await;
+    s.create_topic("quiet", json!({})).await;
+    let waiting = {
+        let req =
+            s.request(reqwest::Method::POST, "/v1/groups/gone/topics/quiet/fetch").json(&json!({"wait_ms": 30000}));
+        tokio::spawn(req.send())
+    };
+    // The fetch made the group (a position in the topic) before it began to wait.
+    within(GENEROUS, async {
+        while s.get("/v1/groups/gone").await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    s.delete("/v1/groups/gone").await.expect_status(204);
+    // Answered by the delete (not by its 30 s wait), empty, and it did not bring the group back.
+    let resp = within(Duration::from_secs(20), waiting).await.expect("fetch task").expect("fetch reply");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.json::<Value>().await.expect("JSON"), json!({"messages": []}));
+    s.get("/v1/groups/gone").await.expect_error(404, "group_not_found");
+}
+
 #[tokio::test]
 async fn nack_with_delay_extend_and_reset() {
     let s = Cairnd::start().await;

@@ -7,6 +7,7 @@ task number ``BENCH_N`` appends ``done <CLOCK_MONOTONIC>`` to ``BENCH_OUT``; the
 broker's message count (which some count before the ack, some after) enters the figure.
 """
 
+import json
 import multiprocessing
 import os
 import time
@@ -21,7 +22,8 @@ except ImportError:
 app = Celery("bench", broker=os.environ["BENCH_BROKER_URL"], set_as_current=False)
 app.conf.update(
     task_ignore_result=True,
-    broker_transport_options={"confirm_publish": True},  # RabbitMQ: publisher confirms
+    # RabbitMQ: publisher confirms; BENCH_TRANSPORT_OPTIONS (JSON) adds options, e.g. {"event_loop": false}
+    broker_transport_options={"confirm_publish": True, **json.loads(os.environ.get("BENCH_TRANSPORT_OPTIONS", "{}"))},
     task_default_queue="bench",
     worker_prefetch_multiplier=4,
     broker_connection_retry_on_startup=True,

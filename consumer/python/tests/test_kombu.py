@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -364,3 +365,32 @@ def test_values_of_other_clients_are_readable(cairnd):
         assert raw.body == b"\xff\x00raw bytes" and raw.content_type == "application/data"
         js = ch.basic_get(q, no_ack=True)
         assert js.content_type == "application/json" and json.loads(js.body) == {"not": "kombu", "n": 1}
+
+
+def test_auto_delete_fanout_queue_drops_its_group_when_its_consumer_goes(cairnd):
+    """Celery's gossip and pidbox queues: one group per process would pile up otherwise."""
+    ex = Exchange("ev-" + uuid.uuid4().hex[:6], "fanout")
+    temp, kept = Queue(qname("tmp"), ex, auto_delete=True), Queue(qname("kept"), ex)
+
+    def group_status(q):
+        try:
+            with urllib.request.urlopen(f"{cairnd.http}/v1/groups/kombu.{q.name}", timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    with Connection(cairnd.url) as conn:
+        with Consumer(conn, [temp, kept], callbacks=[lambda b, m: m.ack()]):
+            assert group_status(temp) == 200 and group_status(kept) == 200
+            # a fan-out bound queue reads the exchange's topic: no topic of its own is left
+            for q in (temp, kept):
+                with pytest.raises(urllib.error.HTTPError, match="404"):
+                    http_json(f"{cairnd.http}/v1/topics/{q.name}")
+        assert group_status(temp) == 404  # cancelled: gone
+        assert group_status(kept) == 200  # not auto-delete: stays
+        # declared and consumed again, it works as before
+        got = []
+        with Consumer(conn, [temp], callbacks=[lambda b, m: (got.append(b), m.ack())]):
+            Producer(conn.channel()).publish("again", exchange=ex, declare=[ex])
+            conn.drain_events(timeout=10)
+        assert got == ["again"]

@@ -5,7 +5,8 @@
 //! offset order (oldest first). Long-polling waits on three signals — new messages in the
 //! topic, the group's own changes (nacks, acks, resets) and the next lease expiry or nack
 //! delay — never on a sleep loop — and answers at once, with what it has, when the server
-//! starts shutting down (as read long-polls do).
+//! starts shutting down (as read long-polls do) or when its group is deleted (without
+//! bringing the group back).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use cairn_storage::{BatchBuilder, DecodedBatch, PartitionLog, Record, Topic, Top
 
 use super::config::check_ack_timeout;
 use super::cursor::Cursor;
-use super::engine::{Durable, GroupEngine};
+use super::engine::{Durable, GroupEngine, GroupEntry};
 use super::error::GroupError;
 use super::journal::{Entry, GroupState};
 use super::view::Delivered;
@@ -100,10 +101,16 @@ impl GroupEngine {
             tokio::pin!(new_messages, group_change);
             new_messages.as_mut().enable();
             group_change.as_mut().enable();
-            let (me, g, tt, p) = (Arc::clone(self), group.to_string(), Arc::clone(&t), params.clone());
-            let outcome = tokio::task::spawn_blocking(move || me.fetch_once(&g, &tt, &p))
+            let (me, e, g, tt, p) =
+                (Arc::clone(self), Arc::clone(&entry), group.to_string(), Arc::clone(&t), params.clone());
+            let Some(outcome) = tokio::task::spawn_blocking(move || me.fetch_once(&e, &g, &tt, &p))
                 .await
-                .map_err(|e| GroupError::BadRequest(format!("fetch task failed: {e}")))??;
+                .map_err(|e| GroupError::BadRequest(format!("fetch task failed: {e}")))??
+            else {
+                // The group was deleted while this fetch waited: answer (empty) rather than
+                // bring the group back.
+                return Ok(Vec::new());
+            };
             let got = !outcome.delivered.is_empty();
             if !outcome.dead.is_empty() {
                 let (me, g) = (Arc::clone(self), group.to_string());
@@ -129,9 +136,19 @@ impl GroupEngine {
     }
 
     /// One non-waiting pass of a fetch (runs on a blocking thread: it reads the log).
-    fn fetch_once(&self, group: &str, topic: &Arc<Topic>, params: &FetchParams) -> Result<FetchOutcome, GroupError> {
-        let entry = self.get_or_create(group);
+    /// `None` if `entry` is no longer the group's (deleted since the fetch began); checked
+    /// under the group's lock, which `delete` holds while it removes the group.
+    fn fetch_once(
+        &self,
+        entry: &Arc<GroupEntry>,
+        group: &str,
+        topic: &Arc<Topic>,
+        params: &FetchParams,
+    ) -> Result<Option<FetchOutcome>, GroupError> {
         let mut g = entry.lock();
+        if !self.get(group).is_some_and(|current| Arc::ptr_eq(&current, entry)) {
+            return Ok(None);
+        }
         let now = Instant::now();
         let timeout = Duration::from_millis(params.ack_timeout_ms.unwrap_or(g.config.ack_timeout_ms));
         let parts = topic.partitions();
@@ -151,7 +168,7 @@ impl GroupEngine {
             }
         }
         out.next_due = g.cursors.values().filter_map(Cursor::next_due).min();
-        Ok(out)
+        Ok(Some(out))
     }
 
     #[allow(clippy::too_many_arguments)]

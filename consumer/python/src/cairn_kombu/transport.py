@@ -73,6 +73,8 @@ class Options:
         self.ssl: dict[str, Any] = dict(topts.get("ssl", {}) or {})
         #: seconds to wait for a reply to a non-polling request
         self.read_timeout: float = float(topts.get("read_timeout", 30))
+        #: offer Celery's event loop (False: Celery falls back to its blocking loop and threaded pool)
+        self.event_loop: bool = bool(topts.get("event_loop", True))
 
     @property
     def ack_timeout_ms(self) -> int:
@@ -145,12 +147,21 @@ class Fetcher(threading.Thread):
         super().__init__(name=f"cairn-fetch-{queue}", daemon=True)
         self.channel, self.queue, self.group, self.topic, self.no_ack = channel, queue, group, topic, no_ack
         self.stopped = threading.Event()
+        #: run by the thread when it ends (the auto-delete of a fan-out queue's group)
+        self.after_exit: Any = None
 
     def stop(self) -> None:
         self.stopped.set()
         self.channel._wake()
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            if self.after_exit is not None:
+                self.after_exit()
+
+    def _run(self) -> None:
         ch, transport = self.channel, self.channel._transport
         opts, backoff = transport.options, 0.2
         while not self.stopped.is_set():
@@ -249,7 +260,8 @@ class Channel(virtual.Channel):
             ttl_ms = args.get("x-message-ttl") or args.get("x-expires")
             if ttl_ms:
                 config["retention_ms"] = int(ttl_ms)
-            self.api.create_topic(names.cairn_name(queue), **config)
+            if self.api.create_topic(names.cairn_name(queue), **config):
+                self._transport.made_topic.add(queue)
             self.api.configure_group(self._group(queue), **self._group_config("earliest"))
         declared.add(queue)
 
@@ -263,6 +275,8 @@ class Channel(virtual.Channel):
 
     def _new_queue(self, queue, **kwargs):
         self._ensure_queue(queue, **kwargs)
+        if kwargs.get("auto_delete"):
+            self._transport.auto_delete.add(queue)
 
     def _has_queue(self, queue, **kwargs):
         if queue in self._transport.fanout_of:
@@ -279,8 +293,22 @@ class Channel(virtual.Channel):
                 # a (re)bound queue receives what is broadcast from now on, like an AMQP queue
                 self.api.reset_group(group, topic, "latest")
             self._transport.fanout_of[queue] = exchange
+            self._drop_own_topic(queue)
         else:
             self._transport.bindings.bind(exchange, routing_key, queue, type_)
+
+    def _drop_own_topic(self, queue: str) -> None:
+        """kombu declares a queue before binding it, so a queue bound to a fan-out exchange got
+        a topic of its own that it never reads (it reads the exchange's topic). Delete it if
+        this process created it and it is still empty, so per-process broadcast queues
+        (``celeryev.<uuid>``) leave no topic behind."""
+        made = self._transport.made_topic
+        if queue in made:
+            made.discard(queue)
+            name = names.cairn_name(queue)
+            desc = self.api.topic(name)
+            if desc is not None and all(p["end_offset"] == 0 for p in desc.get("partitions", [])):
+                self.api.delete_topic(name)
 
     def get_table(self, exchange):
         """The exchange's bindings: this process's and every other process's."""
@@ -374,7 +402,44 @@ class Channel(virtual.Channel):
         queue = self._tag_to_queue.get(consumer_tag)
         super().basic_cancel(consumer_tag)
         if queue is not None and queue not in self._active_queues:
+            fetcher = self._fetchers.get(queue)
             self._stop_fetcher(queue)
+            transport = self._transport
+            if queue in transport.auto_delete and queue in transport.fanout_of and os.getpid() == self._pid:
+                self._auto_delete_group(queue, fetcher)
+
+    def _auto_delete_group(self, queue: str, fetcher: "Fetcher | None") -> None:
+        """An auto-delete queue bound to a fan-out exchange lost its consumer: drop its group.
+
+        Celery's per-process broadcast queues (``celeryev.<uuid>`` of gossip and event
+        receivers, ``<node>.celery.pidbox``) would otherwise leave a group on the server per
+        process start. The exchange's topic stays (bounded by its retention). Best effort: a
+        failure is logged, not raised, and a process killed before this leaves its group.
+        """
+        group, _ = self._source(queue)
+        transport = self._transport
+        transport.auto_delete.discard(queue)
+        exchange = transport.fanout_of.pop(queue, None)
+        transport.declared.discard(queue)
+        # forget kombu's bindings of the queue too, so a new declare binds (and resets) again
+        self.state.queue_bindings_delete(queue)
+        table = self.state.exchanges.get(exchange, {}).get("table")
+        if table:
+            table[:] = [meta for meta in table if meta[-1] != queue]
+
+        def delete() -> None:
+            try:
+                self.api.delete_group(group)
+            except (CairnConnectionError, CairnError) as exc:
+                logger.warning("cairn: cannot delete the group of auto-delete queue %s: %s", queue, exc)
+
+        if fetcher is not None:
+            # a fetch it sent just before it was stopped may make the group again: delete once
+            # more when the thread ends (at once if it already has)
+            fetcher.after_exit = delete
+            if not fetcher.is_alive():
+                fetcher.after_exit = None
+        delete()  # also ends the fetcher's waiting fetch (the server answers it, empty)
 
     def _stop_fetcher(self, queue: str) -> None:
         fetcher = self._fetchers.pop(queue, None)
@@ -516,12 +581,16 @@ class Transport(virtual.Transport):
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
         self.options = Options(client.transport_options)
+        if not self.options.event_loop:
+            self.implements = self.implements.extend(asynchronous=False)
         self.inbox: stdqueue.Queue = stdqueue.Queue()  # (channel, queue, [payloads]) from fetchers
         self._wake_fds: tuple[int, int] | None = None  # pipe read by an event loop, once registered
         self._loop = None
         self.declared: set[str] = set()
         self.fanout_topics: set[str] = set()
         self.fanout_of: dict[str, str] = {}
+        self.auto_delete: set[str] = set()  # queues declared auto_delete=True
+        self.made_topic: set[str] = set()  # queues whose topic this process created
         self.consumer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pid = os.getpid()
 
