@@ -9,7 +9,15 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::auth::{access, Access};
 use crate::routes::RouteSpec;
+
+/// Topic and group names (API.md: 1-249 of `[A-Za-z0-9._-]`; `.`, `..` and `__…` are refused too).
+const NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,249}$";
+
+fn name_schema() -> Value {
+    json!({"type": "string", "pattern": NAME_PATTERN, "minLength": 1, "maxLength": 249})
+}
 
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -72,12 +80,12 @@ pub fn operation(id: &str) -> Option<Value> {
             "parameters": [
                 query("offset", "Start at the first message with offset >= N.", json!({"type": "integer", "minimum": 0})),
                 query("from", "Start at start_offset or end_offset.", json!({"type": "string", "enum": ["earliest", "latest"]})),
-                query("timestamp", "Start at the first message with timestamp >= MS.", json!({"type": "integer"})),
-                query("group", "Start at the group's committed offset.", json!({"type": "string"})),
+                query("timestamp", "Start at the first message with timestamp >= MS.", json!({"type": "integer", "minimum": 0})),
+                query("group", "Start at the group's committed offset.", name_schema()),
                 query("max_messages", "At most this many messages.", json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 100})),
-                query("max_bytes", "Byte budget; at least one message is returned.", json!({"type": "integer", "minimum": 1, "default": 1048576})),
+                query("max_bytes", "Byte budget; at least one message is returned.", json!({"type": "integer", "minimum": 1, "maximum": 67108864, "default": 1048576})),
                 query("wait_ms", "Long-poll up to this long.", json!({"type": "integer", "minimum": 0, "maximum": 30000, "default": 0})),
-                query("min_messages", "Long-poll until this many messages are available.", json!({"type": "integer", "minimum": 1, "default": 1})),
+                query("min_messages", "Long-poll until this many messages are available.", json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 1})),
                 query("encoding", "How values are written.", json!({"type": "string", "enum": ["json", "base64"], "default": "json"})),
                 {"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "integer"},
                  "description": "SSE: resume at this offset + 1."}],
@@ -135,7 +143,7 @@ fn group_operation(id: &str) -> Option<Value> {
             "requestBody": json_body("CommitRequest"),
             "responses": {"200": json_response("The committed positions", "OffsetsReply"), "400": bad, "404": missing, "416": range}}),
         "getOffsets" => json!({"summary": "The group's positions, end offsets and lag.",
-            "parameters": [query("topic", "Only this topic.", json!({"type": "string"}))],
+            "parameters": [query("topic", "Only this topic.", name_schema())],
             "responses": {"200": json_response("Positions", "OffsetsReply"), "400": bad, "404": error_response("`group_not_found` or `topic_not_found`")}}),
         "resetGroup" => {
             json!({"summary": "Move the group's position (clears acks and leases above it) to replay history.",
@@ -157,10 +165,10 @@ fn group_operation(id: &str) -> Option<Value> {
 
 fn schemas() -> Value {
     let config_props = json!({
-        "partitions": {"type": "integer", "minimum": 1, "default": 1},
+        "partitions": {"type": "integer", "minimum": 1, "maximum": 4096, "default": 1},
         "retention_ms": {"type": ["integer", "null"], "default": 604800000},
         "retention_bytes": {"type": ["integer", "null"], "default": null},
-        "segment_bytes": {"type": "integer", "minimum": 4096, "default": 134217728},
+        "segment_bytes": {"type": "integer", "minimum": 4096, "maximum": 1073741824u64, "default": 134217728},
         "segment_ms": {"type": "integer"},
         "cleanup_policy": {"type": "string", "enum": ["delete", "compact"], "default": "delete"},
         "compression": {"type": "string", "enum": ["none", "zstd"], "default": "none"},
@@ -172,7 +180,7 @@ fn schemas() -> Value {
         "delete_retention_ms": {"type": "integer"}
     });
     let mut create_props = config_props.as_object().cloned().unwrap_or_default();
-    create_props.insert("name".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,249}$"}));
+    create_props.insert("name".into(), name_schema());
     json!({
         "Error": {"type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
@@ -214,7 +222,7 @@ fn schemas() -> Value {
                 "end_offset": {"type": "integer"}, "lag": {"type": "integer"}, "in_flight": {"type": "integer"},
                 "dead_lettered": {"type": "integer"}, "redeliveries": {"type": "integer"}}}}}},
         "CommitRequest": {"type": "object", "required": ["topic", "offsets"], "additionalProperties": false, "properties": {
-            "topic": {"type": "string"},
+            "topic": name_schema(),
             "offsets": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["partition", "offset"],
                 "additionalProperties": false,
                 "properties": {"partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0}}}}}},
@@ -222,7 +230,7 @@ fn schemas() -> Value {
             "topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"},
             "end_offset": {"type": "integer"}, "lag": {"type": "integer"}, "in_flight": {"type": "integer"}}}}}},
         "ResetRequest": {"type": "object", "required": ["topic", "to"], "additionalProperties": false, "properties": {
-            "topic": {"type": "string"},
+            "topic": name_schema(),
             "to": {"oneOf": [{"type": "string", "enum": ["earliest", "latest"]},
                 {"type": "object", "required": ["offset"], "properties": {"offset": {"type": "integer", "minimum": 0}}},
                 {"type": "object", "required": ["timestamp"], "properties": {"timestamp": {"type": "integer"}}}]},
@@ -261,7 +269,8 @@ fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(|name| {
-            let schema = if name == "p" { json!({"type": "integer", "minimum": 0}) } else { json!({"type": "string"}) };
+            let schema =
+                if name == "p" { json!({"type": "integer", "minimum": 0, "maximum": 4095}) } else { name_schema() };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect()
@@ -281,6 +290,7 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             if !params.is_empty() {
                 o.insert("parameters".into(), Value::Array(params));
             }
+            secure(o, access(&r.method, r.path).unwrap_or(Access::Admin));
         }
         let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         if let Value::Object(item) = item {
@@ -292,8 +302,32 @@ pub fn document(routes: &[RouteSpec]) -> Value {
         "info": {"title": "Cairn HTTP API", "version": env!("CARGO_PKG_VERSION"),
             "description": "A durable append-only log message store. Every error is {\"code\", \"message\"}."},
         "paths": paths,
-        "components": {"schemas": schemas()}
+        "components": {"schemas": schemas(), "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+            "description": "A token from the server's [[auth.tokens]] (stored there as its SHA-256). Servers without tokens ignore it."}}},
+        "security": [{"bearerAuth": []}, {}]
     })
+}
+
+/// Marks an operation open (`security: []`) or adds its `401` and `403` replies.
+fn secure(op: &mut Map<String, Value>, needed: Access) {
+    if needed == Access::Open {
+        op.insert("security".into(), json!([]));
+        return;
+    }
+    if let Some(Value::Object(responses)) = op.get_mut("responses") {
+        responses.insert(
+            "401".into(),
+            error_response(
+                "`unauthorized`: no bearer token, or one the server does not know (only when tokens are configured).",
+            ),
+        );
+        responses.insert(
+            "403".into(),
+            error_response(
+                "`forbidden`: the token lacks the scope this operation needs (docs/OPERATIONS.md, Security).",
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +364,18 @@ mod tests {
         assert_eq!(from_table, from_doc);
         let ids: BTreeSet<_> = table.iter().map(|r| r.operation_id).collect();
         assert_eq!(ids.len(), table.len(), "operation ids are unique");
+    }
+
+    #[test]
+    fn security_is_documented() {
+        let doc = document(&routes::table());
+        assert_eq!(doc["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+        assert_eq!(doc["paths"]["/v1/health"]["get"]["security"], json!([]));
+        assert!(doc["paths"]["/v1/health"]["get"]["responses"].get("401").is_none());
+        let produce = &doc["paths"]["/v1/topics/{topic}/messages"]["post"]["responses"];
+        assert!(produce.get("401").is_some() && produce.get("403").is_some());
+        let topic = &doc["paths"]["/v1/topics/{topic}"]["get"]["parameters"][0]["schema"];
+        assert_eq!(topic["pattern"], NAME_PATTERN);
     }
 
     #[test]
