@@ -919,6 +919,30 @@ fn rows(r: &Results) -> Vec<Row> {
             Some(3.0),
         ),
         row(
+            "batched JSON 100x100 B, 32 conns",
+            "cairn_produce_json_100x100b",
+            "Iggy HTTP, fsync per batch, 8 conns",
+            "iggy_http_fsynctrue_save1_b100_100b",
+            "msgs/s",
+            Some(2.0),
+        ),
+        row(
+            "batched raw 100x100 B, 32 conns",
+            "cairn_produce_raw_100x100b",
+            "Redis XADD P100, everysec (no fsync before ack)",
+            "redis_xadd_everysec_p100_100b",
+            "msgs/s",
+            None,
+        ),
+        row(
+            "batched raw 100x100 B, 32 conns",
+            "cairn_produce_raw_100x100b",
+            "NATS JetStream publish (no fsync before ack)",
+            "nats_js_100b",
+            "msgs/s",
+            None,
+        ),
+        row(
             "batched JSON 100x1 KiB, 32 conns",
             "cairn_produce_json_100x1k",
             "Redis XADD P100 1 KiB",
@@ -1111,6 +1135,7 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
     const REDIS: &str = "#a41e11";
     const LIMIT: &str = "#777777";
     const RABBIT: &str = "#2b6cb0";
+    const OTHER: &str = "#2f855a";
     let bar = |label: &str, name: &str, color| r.get(name).map(|value| Bar { label: label.to_string(), value, color });
     let panels = vec![
         Panel {
@@ -1120,6 +1145,9 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
                 bar("Cairn JSON, 32 conns", "cairn_produce_json_100x100b", CAIRN),
                 bar("Cairn raw records, 32 conns", "cairn_produce_raw_100x100b", CAIRN),
                 bar("Redis XADD always, pipeline 100", "redis_xadd_always_p100_100b", REDIS),
+                bar("Iggy HTTP, fsync per batch of 100", "iggy_http_fsynctrue_save1_b100_100b", OTHER),
+                bar("Redis XADD everysec, P100 (no fsync before ack)", "redis_xadd_everysec_p100_100b", REDIS),
+                bar("NATS JetStream (no fsync before ack)", "nats_js_100b", OTHER),
             ]
             .into_iter()
             .flatten()
@@ -1253,9 +1281,32 @@ fn main() -> Result<()> {
         run_script(&ours, "rabbitmq_queue.sh", &[("N", n), ("WORKERS", "4"), ("QUIET_WAIT", "10")], &mut res)?;
     }
     if peers {
+        // Redis with appendfsync everysec (acknowledged before the fsync: up to 1 s of acked
+        // writes lost on a crash; compare with Cairn's interval sync, shown for scale).
+        phase("redis.sh FSYNC=everysec PAYLOAD=100 PIPELINES='1 100'");
+        run_script(
+            &o.peers,
+            "redis.sh",
+            &[("FSYNC", "everysec"), ("PAYLOAD", "100"), ("PIPELINES", "1 100")],
+            &mut res,
+        )?;
+        // NATS JetStream: nats-server 2.9 has no sync-before-ack setting (its file store syncs
+        // on a timer); the Python client is the limit. Shown for scale, not as a like-for-like peer.
+        phase("nats.sh PAYLOAD=100 (JetStream file store, acks without fsync)");
+        run_script(&o.peers, "nats.sh", &[("PAYLOAD", "100")], &mut res)?;
         let iggy = std::env::var("IGGY_BIN").unwrap_or_else(|_| "/tmp/iggy/target/release/iggy-server".into());
         if Path::new(&iggy).exists() {
-            eprintln!("note: an iggy-server exists at {iggy}; this harness does not run it (see docs/BENCHMARKS.md)");
+            // enforce_fsync with messages_required_to_save=1: each acknowledged batch is fsynced.
+            phase("iggy.sh FSYNC=true SAVE_MSGS=1 BATCH=100 WORKERS=8 PAYLOAD=100 (HTTP, fsync before ack)");
+            let env = [
+                ("IGGY_BIN", iggy.as_str()),
+                ("FSYNC", "true"),
+                ("SAVE_MSGS", "1"),
+                ("BATCH", "100"),
+                ("WORKERS", "8"),
+                ("PAYLOAD", "100"),
+            ];
+            run_script(&o.peers, "iggy.sh", &env, &mut res)?;
         } else {
             eprintln!("note: Iggy skipped: no built iggy-server at {iggy} (building it takes ~11 min; see ../shared/peers/README.md)");
         }
