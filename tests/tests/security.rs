@@ -295,3 +295,42 @@ async fn bad_tls_or_auth_config_refuses_to_start() {
     let err = err.err().expect("cairnd started with a bad token digest");
     assert!(err.output.contains("sha256"), "{}", err.output);
 }
+
+#[tokio::test]
+async fn tls_handshake_is_bounded_by_the_header_timeout_and_the_connection_limit() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let c = Cairnd::builder()
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--header-read-timeout-ms")
+        .arg("300")
+        .arg("--connections-max")
+        .arg("1")
+        .start()
+        .await;
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let health = format!("https://localhost:{}/v1/health", c.addr().port());
+
+    // A client that connects and never starts the handshake holds the only slot until the
+    // header timeout closes it; then a real client gets in.
+    let mut silent = tokio::net::TcpStream::connect(c.addr()).await.unwrap();
+    let waiting = tokio::spawn({
+        let (https, health) = (https.clone(), health.clone());
+        async move { send(https.get(health)).await.status }
+    });
+    let mut buf = Vec::new();
+    let closed = cairn_tests::within(Duration::from_secs(30), silent.read_to_end(&mut buf)).await;
+    // Closed (EOF or reset) without a byte of reply: the handshake never started.
+    assert!(matches!(closed, Ok(0) | Err(_)) && buf.is_empty(), "the silent connection got {closed:?} {buf:?}");
+    assert_eq!(cairn_tests::within(Duration::from_secs(30), waiting).await.unwrap(), 200);
+}
