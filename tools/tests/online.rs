@@ -100,13 +100,16 @@ fn online_commands_against_cairnd() {
     let lag: u64 = reset["offsets"].as_array().unwrap().iter().map(|o| o["lag"].as_u64().unwrap()).sum();
     assert_eq!(lag, 6, "{reset}");
 
-    // compact: the statistics table, or a clear error while the server has no compaction
-    let out = run(&server, &["compact", "orders"]);
-    match out.status.code() {
-        Some(0) => assert!(String::from_utf8_lossy(&out.stdout).contains("compacted topic orders")),
-        Some(1) => assert!(String::from_utf8_lossy(&out.stderr).contains("compact"), "{}", text(&out)),
-        other => panic!("compact exited with {other:?}: {}", text(&out)),
-    }
+    // compact: online through the API, the statistics as a before/after table or as JSON
+    let table = ok(&server, &["compact", "orders"]);
+    assert!(table.contains("compacted topic orders"), "{table}");
+    assert!(table.contains("BEFORE") && table.contains("messages") && table.contains("duration_ms"), "{table}");
+    let stats = json(&server, &["compact", "orders"]);
+    assert!(stats["messages_before"].is_u64() && stats["duration_ms"].is_u64(), "{stats}");
+    assert_eq!(stats["messages_after"], stats["messages_before"], "a delete topic keeps every message: {stats}");
+    let out = run(&server, &["compact", "missing"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic_not_found"), "{}", text(&out));
 
     // an offline command on the live server's data directory is refused
     let out = run(&server, &["verify", "--data-dir", server.data.path().to_str().unwrap()]);
