@@ -22,7 +22,7 @@ except ImportError:
 app = Celery("bench", broker=os.environ["BENCH_BROKER_URL"], set_as_current=False)
 app.conf.update(
     task_ignore_result=True,
-    # RabbitMQ: publisher confirms; BENCH_TRANSPORT_OPTIONS (JSON) adds options, e.g. {"event_loop": false}
+    # RabbitMQ: publisher confirms; BENCH_TRANSPORT_OPTIONS (JSON) adds options, e.g. {"event_loop": true}
     broker_transport_options={"confirm_publish": True, **json.loads(os.environ.get("BENCH_TRANSPORT_OPTIONS", "{}"))},
     task_default_queue="bench",
     worker_prefetch_multiplier=4,

@@ -2,7 +2,8 @@
 # Celery benchmark, every broker side by side in one run: N no-op tasks published by one client,
 # then drained by one `celery worker -P prefork -c C` (celery_bench.py), on
 #   cairn           cairnd (release), topic default sync policy "always": a produce replies after fdatasync
-#   cairn-blocking  the same with transport option event_loop=false (Celery's blocking loop and threaded pool)
+#   cairn-evloop    the same with transport option event_loop=true (Celery's event loop and AsynPool)
+#   cairn-blocking  the same with event_loop=false (the default: Celery's blocking loop and threaded pool)
 #   rabbitmq        RabbitMQ 3.10, durable classic queue, persistent messages, publisher confirms
 #   redis-always    Redis, AOF with appendfsync always (fsync before the replies of each event-loop pass)
 #   redis-everysec  Redis, AOF with appendfsync everysec (replies before the fsync; up to ~1 s lost on a crash)
@@ -64,10 +65,10 @@ for round in $(seq "$ROUNDS"); do
   for b in $BROKERS; do
     mkdir -p "$dir/data"
     case $b in
-      cairn|cairn-blocking)
+      cairn|cairn-evloop|cairn-blocking)
         "$CAIRND_BIN" --listen "127.0.0.1:$CPORT" --data-dir "$dir/data" > "$dir/cairnd.out" 2>&1 & pid=$!
         for _ in $(seq 100); do grep -q "listening" "$dir/cairnd.out" && break; sleep 0.1; done
-        opts='{}'; [ "$b" = cairn-blocking ] && opts='{"event_loop": false}'
+        opts='{}'; [ "$b" = cairn-blocking ] && opts='{"event_loop": false}'; [ "$b" = cairn-evloop ] && opts='{"event_loop": true}'
         export BENCH_TRANSPORT_OPTIONS=$opts; run_one "cairn://127.0.0.1:$CPORT" "$b" "$pid"; unset BENCH_TRANSPORT_OPTIONS ;;
       rabbitmq)
         if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then echo "note: rabbitmq-server not installed: skipped" >&2; continue; fi

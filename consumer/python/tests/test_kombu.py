@@ -270,7 +270,7 @@ def test_token_is_sent_as_bearer():
 
 
 def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
-    """Celery's worker mode: the transport wakes kombu's hub through its pipe; fetches never take
+    """Option event_loop (Celery's hub): the transport wakes the hub through its pipe; fetches never take
     more than the prefetch window (the server's in-flight count says how many were leased)."""
     from kombu.asynchronous import Hub
 
@@ -284,7 +284,7 @@ def test_event_loop_mode_delivers_and_honours_prefetch(cairnd):
     got = []
     hub = Hub()
     try:
-        with Connection(cairnd.url) as conn:
+        with Connection(cairnd.url, transport_options={"event_loop": True}) as conn:
             assert conn.transport.implements.asynchronous
             ch = conn.channel()
             ch.basic_qos(0, 4, False)

@@ -14,8 +14,9 @@ Mapping (see ``docs/CELERY.md`` for the full table):
 
 Consuming: each consumed queue gets a fetcher thread that long-polls the server
 (``wait_ms``), asking for as many messages as the channel's prefetch window has room for, and
-puts what it gets into one in-process inbox. ``Transport.drain_events`` blocks on that inbox, so
-a message is handed to kombu the moment the server answers: no polling interval, no sleeps.
+puts what it gets into one in-process inbox. ``Transport.drain_events`` blocks on that inbox (or,
+with option ``event_loop``, an event loop is woken through a pipe), so a message is handed to
+kombu the moment the server answers: no polling interval, no sleeps.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class Options:
         self.ssl: dict[str, Any] = dict(topts.get("ssl", {}) or {})
         #: seconds to wait for a reply to a non-polling request
         self.read_timeout: float = float(topts.get("read_timeout", 30))
-        #: offer Celery's event loop (False: Celery falls back to its blocking loop and threaded pool)
-        self.event_loop: bool = bool(topts.get("event_loop", True))
+        #: offer Celery's event loop (default False: Celery's blocking loop and threaded pool, which
+        #: measured the same tasks/s with less CPU per task; see docs/BENCHMARKS.md "Celery")
+        self.event_loop: bool = bool(topts.get("event_loop", False))
 
     @property
     def ack_timeout_ms(self) -> int:
@@ -573,7 +575,7 @@ class Transport(virtual.Transport):
     channel_errors = virtual.Transport.channel_errors + (CairnError,)
 
     implements = virtual.Transport.implements.extend(
-        asynchronous=True,
+        asynchronous=False,  # per connection: option event_loop
         exchange_type=frozenset(["direct", "topic", "fanout"]),
         heartbeats=False,
     )
@@ -581,8 +583,8 @@ class Transport(virtual.Transport):
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
         self.options = Options(client.transport_options)
-        if not self.options.event_loop:
-            self.implements = self.implements.extend(asynchronous=False)
+        if self.options.event_loop:
+            self.implements = self.implements.extend(asynchronous=True)
         self.inbox: stdqueue.Queue = stdqueue.Queue()  # (channel, queue, [payloads]) from fetchers
         self._wake_fds: tuple[int, int] | None = None  # pipe read by an event loop, once registered
         self._loop = None
