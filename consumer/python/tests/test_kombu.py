@@ -394,3 +394,33 @@ def test_auto_delete_fanout_queue_drops_its_group_when_its_consumer_goes(cairnd)
             Producer(conn.channel()).publish("again", exchange=ex, declare=[ex])
             conn.drain_events(timeout=10)
         assert got == ["again"]
+
+
+def test_a_closed_connection_leaves_the_next_message_to_the_next_connection(cairnd):
+    """Two connections one after the other on one queue: the first one's fetcher, whose long
+    poll is still waiting after close, must not keep the second message leased."""
+    q = qname("reopen")
+    for i in range(3):
+        with Connection(cairnd.url) as conn:
+            sq = conn.SimpleQueue(q)
+            sq.put(f"job {i}")
+            m = sq.get(timeout=10)
+            assert m.payload == f"job {i}"
+            m.ack()
+            sq.close()
+
+
+def test_closing_releases_fetched_and_unacked_messages_at_once(cairnd):
+    q = qname("release")
+    with Connection(cairnd.url) as a:
+        sa = a.SimpleQueue(q)
+        for i in range(3):
+            sa.put(f"job {i}")
+        held = sa.get(timeout=10)  # delivered, never acked; the others prefetched, never delivered
+        assert held.payload == "job 0"
+        sa.close()
+    with Connection(cairnd.url) as b:
+        sb = b.SimpleQueue(q)
+        got = sorted(sb.get(timeout=5).payload for _ in range(3))
+        assert got == ["job 0", "job 1", "job 2"]
+        sb.close()

@@ -191,8 +191,7 @@ class Fetcher(threading.Thread):
                 self.stopped.wait(backoff)
                 continue
             if got:
-                payloads = [ch._accept(self.group, self.topic, m, no_ack=self.no_ack) for m in got]
-                ch._hand_over(self.queue, payloads, self.stopped)
+                ch._hand_over(self, got)
             ch._unreserve(n)
 
     def _recreate(self) -> None:
@@ -215,6 +214,7 @@ class Channel(virtual.Channel):
         self._outstanding = 0  # held leases of this channel + messages asked for in open fetches
         self._fetch_max = max(1, connection.options.fetch_max)
         self._fetchers: dict[str, Fetcher] = {}
+        self._accepting = threading.Lock()  # fetchers accept fetched messages / close stops them
         self._pid = os.getpid()
         self._transport = connection  # kept: kombu clears ``self.connection`` on close
 
@@ -488,13 +488,32 @@ class Channel(virtual.Channel):
             self._settle(tag, "ack")
         return payload
 
-    def _hand_over(self, queue: str, payloads: list[dict], stopped: threading.Event) -> None:
-        """Gives fetched messages to the consuming thread (or releases them if consuming stopped)."""
-        if self.closed or stopped.is_set():
-            for payload in payloads:
-                self._settle(payload["properties"]["delivery_tag"], "nack")
-        else:
-            self._transport.put_inbox((self, queue, payloads))
+    def _hand_over(self, fetcher: Fetcher, got: list[dict]) -> None:
+        """Gives fetched messages to the consuming thread, or releases them at once if the
+        fetcher was stopped (cancel, close) while its fetch was waiting.
+
+        Under ``_accepting``, which ``close`` takes to stop the fetchers: every lease accepted
+        here is in the lease book before ``close`` releases the channel's leases.
+        """
+        with self._accepting:
+            live = not (self.closed or fetcher.stopped.is_set())
+            if live:
+                payloads = [self._accept(fetcher.group, fetcher.topic, m, no_ack=fetcher.no_ack) for m in got]
+                self._transport.put_inbox((self, fetcher.queue, payloads))
+        if not live:
+            self._release(fetcher.group, fetcher.topic, got)
+
+    def _release(self, group: str, topic: str, got: list[dict]) -> None:
+        """Nacks (no delay) messages fetched for nobody, sent now: not through the lease book,
+        which the connection's close may already have shut."""
+        if os.getpid() != self._pid:
+            return
+        refs = [Lease(group, topic, m["partition"], m["offset"], delivery=m.get("delivery")).ref() for m in got]
+        try:
+            self.api.settle("nack", group, topic, refs)
+        except (CairnConnectionError, CairnError) as exc:
+            logger.warning("cairn: cannot release %d messages of %s/%s (their lease will expire): %s",
+                           len(refs), group, topic, exc)
 
     def _settle(self, delivery_tag, op: str) -> None:
         if os.getpid() != self._pid:  # a forked child: the parent owns these leases
@@ -548,8 +567,9 @@ class Channel(virtual.Channel):
     def close(self):
         if self.closed:
             return
-        for queue in list(self._fetchers):
-            self._stop_fetcher(queue)
+        with self._accepting:  # from here on, what a fetch still waiting gets is released at once
+            for queue in list(self._fetchers):
+                self._stop_fetcher(queue)
         if os.getpid() == self._pid and self.connection is not None:
             transport = self.connection
             for tag in transport.leases.tags_of(self):
