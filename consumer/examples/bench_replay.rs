@@ -20,7 +20,9 @@
 
 use std::time::Instant;
 
-use cairn_consumer::{Client, NewMessage, NewTopic, Producer, ReadOptions, ReadPage, Reader, StartAt};
+use cairn_consumer::{Client, ReadOptions, ReadPage, Reader, StartAt};
+
+mod common;
 
 const VALUE_BYTES: usize = 1024;
 
@@ -101,21 +103,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::new(url.clone())?;
     let topic = format!("bench-replay-{mb}mb");
     let count = mb * 1024 * 1024 / VALUE_BYTES as u64;
-    let end = match client.describe_topic(&topic).await {
-        Ok(t) => t.partitions[0].end_offset,
-        Err(_) => {
-            client.create_topic(&NewTopic::new(&topic)).await?;
-            0
-        }
-    };
-    if end < count {
-        let producer = Producer::new(client.clone());
-        let value = vec![b'x'; VALUE_BYTES];
-        let started = Instant::now();
-        for chunk in (end..count).collect::<Vec<_>>().chunks(1000) {
-            let msgs = chunk.iter().map(|_| NewMessage::new(value.clone()).to_partition(0)).collect();
-            producer.send_batch(&topic, msgs).await?;
-        }
+    let started = Instant::now();
+    if common::fill_topic(&client, &topic, count, VALUE_BYTES).await? {
         let secs = started.elapsed().as_secs_f64();
         println!("produced {count} x {VALUE_BYTES} B (raw path, 1000/request): {:.1} MB/s", mb as f64 / secs);
     }

@@ -25,10 +25,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_consumer::{
-    CancellationToken, Client, Delivery, GroupConsumer, GroupConsumerConfig, HandlerError, NewMessage, NewTopic,
-    Producer,
-};
+use cairn_consumer::{CancellationToken, Client, Delivery, GroupConsumer, GroupConsumerConfig, HandlerError};
+
+mod common;
 
 const VALUE_BYTES: usize = 100;
 const CONCURRENCY: [usize; 4] = [1, 4, 16, 64];
@@ -138,21 +137,7 @@ async fn main() -> Result<(), Error> {
     let rounds: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
     let client = Client::new(url)?;
     let topic = format!("bench-worker-{count}");
-    let end = match client.describe_topic(&topic).await {
-        Ok(t) => t.partitions[0].end_offset,
-        Err(_) => {
-            client.create_topic(&NewTopic::new(&topic)).await?;
-            0
-        }
-    };
-    if end < count {
-        let producer = Producer::new(client.clone());
-        let value = vec![b'x'; VALUE_BYTES];
-        for chunk in (end..count).collect::<Vec<_>>().chunks(1000) {
-            let msgs = chunk.iter().map(|_| NewMessage::new(value.clone()).to_partition(0)).collect();
-            producer.send_batch(&topic, msgs).await?;
-        }
-    }
+    common::fill_topic(&client, &topic, count, VALUE_BYTES).await?;
     println!("{count} messages of {VALUE_BYTES} B on one partition; {rounds} rounds; trivial handler");
     let mut kinds = Vec::new();
     for c in CONCURRENCY {
