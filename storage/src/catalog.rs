@@ -389,7 +389,10 @@ impl Catalog {
         }
         let topics_dir = self.dir.join(TOPICS_DIR);
         let seq = DELETE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let doomed = topics_dir.join(format!("{DELETED_PREFIX}{name}-{}-{seq}", std::process::id()));
+        // At most DELETED_NAME_KEEP bytes of the name (ASCII): a 249-byte name with the prefix
+        // and the suffix would pass the file system's 255-byte limit and the rename would fail.
+        let kept = &name[..name.len().min(DELETED_NAME_KEEP)];
+        let doomed = topics_dir.join(format!("{DELETED_PREFIX}{kept}-{}-{seq}", std::process::id()));
         if let Err(e) = crate::faults::check("topic.rename", &topic.dir).and_then(|()| fs::rename(&topic.dir, &doomed))
         {
             // Nothing changed on disk: the topic stays, reopened (its partitions were closed),

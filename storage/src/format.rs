@@ -36,6 +36,9 @@ pub const TOPICS_DIR: &str = "topics";
 pub const TOPIC_CONFIG_FILE: &str = "topic.json";
 /// Prefix of a topic directory being deleted (renamed first, then removed).
 pub const DELETED_PREFIX: &str = ".deleted-";
+/// Bytes of a topic's name kept in its `.deleted-` directory name (with the prefix, a pid and
+/// a sequence number it stays under the 255-byte file name limit).
+pub const DELETED_NAME_KEEP: usize = 200;
 
 // ---- record batch header (all integers little-endian) -------------------------------------
 

@@ -194,3 +194,18 @@ fn reads_step_over_a_damaged_batch_below_the_requested_offset() {
     let r = p.read(0, 1 << 20).unwrap();
     assert_eq!(r.batches.iter().map(|b| b.header.base_offset).collect::<Vec<_>>(), vec![0, 1]);
 }
+
+/// Found by schemathesis: deleting a topic whose name has the maximum length renamed its
+/// directory to `.deleted-<name>-<pid>-<n>`, longer than a file name may be, and answered 500.
+#[test]
+fn deleting_a_topic_with_the_longest_name_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "0".repeat(NAME_LEN_MAX);
+    let catalog = Catalog::open(dir.path(), Default::default()).unwrap();
+    catalog.create_topic(&name, TopicConfig::default()).unwrap();
+    catalog.delete_topic(&name).unwrap();
+    assert!(catalog.topic(&name).is_none());
+    let left: Vec<_> = std::fs::read_dir(dir.path().join(TOPICS_DIR)).unwrap().collect();
+    assert!(left.is_empty(), "nothing left in topics/: {left:?}");
+    catalog.close().unwrap();
+}
