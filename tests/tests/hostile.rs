@@ -118,7 +118,7 @@ async fn huge_heads_are_refused_and_the_server_stays_up() {
     let reply = within(GENEROUS, read_to_close(&mut c)).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
-    // More headers than allowed (128).
+    // More headers than allowed (100).
     let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
     let head = format!("GET /v1/health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
     let mut c = TcpStream::connect(s.addr()).await.unwrap();
@@ -133,6 +133,26 @@ async fn huge_heads_are_refused_and_the_server_stays_up() {
     let reply = within(GENEROUS, read_to_close(&mut c)).await;
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 431") || reply.starts_with("HTTP/1.1 414"), "{reply}");
+    s.get("/v1/health").await.expect_status(200);
+}
+
+/// Sends a `GET /v1/health` head with `count` headers in all (`Host` included) and
+/// `Connection: close`; returns the status line.
+async fn health_with_headers(addr: std::net::SocketAddr, count: usize) -> String {
+    let extra: String = (0..count - 2).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let head = format!("GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+    assert_eq!(head.matches("\r\n").count() - 2, count, "header count of the test head");
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(head.as_bytes()).await.unwrap();
+    let reply = within(GENEROUS, read_to_close(&mut c)).await;
+    String::from_utf8_lossy(&reply).lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_header_count_limit_is_exactly_one_hundred() {
+    let s = Cairnd::start().await;
+    assert_eq!(health_with_headers(s.addr(), 100).await, "HTTP/1.1 200 OK");
+    assert!(health_with_headers(s.addr(), 101).await.starts_with("HTTP/1.1 431"));
     s.get("/v1/health").await.expect_status(200);
 }
 
