@@ -11,6 +11,11 @@ use tracing_subscriber::EnvFilter;
 use cairn_server::auth::token::{generate, TokenHash};
 use cairn_server::config::{Cli, Command};
 
+/// jemalloc instead of glibc's malloc: cheaper per request (docs/ARCHITECTURE.md, dependencies);
+/// its options are set at build time in `.cargo/config.toml`.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::HashToken { generate }) = &cli.command {

@@ -740,6 +740,12 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
             res.set("cairn_rss_anon_after_replay", anon, "MB");
             res.set("cairn_rss_file_after_replay", file, "MB");
         }
+        // jemalloc hands freed pages back after `dirty_decay_ms` (1 s, .cargo/config.toml):
+        // what stays resident once that has passed is what the replay really kept.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if let Some((anon, _)) = memory_mb(pid) {
+            res.set("cairn_rss_anon_after_replay_2s", anon, "MB");
+        }
     }
 
     if o.wants("queue") {
