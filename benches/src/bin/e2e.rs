@@ -352,36 +352,30 @@ async fn closed_loop(
     Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
-/// Open loop at `rate` requests/s over `conns` connections: connection `i` sends its `k`-th
-/// request at `start + (k * conns + i) / rate` (or at once if it is late). When the
-/// connection was still busy with the previous reply at that time, the latency is counted from
-/// the scheduled time, so queueing behind a slow reply is included.
+/// Open loop at `rate` requests/s over `conns` connections: request `k` is due at
+/// `start + k / rate` and goes to connection `k % conns`. A pacer thread releases each request
+/// at its time with `std::thread::sleep` (tens of µs of slack), not tokio's timer: that one
+/// fires on millisecond ticks, so every request due within a millisecond went out in one burst
+/// (27 at 27,000 requests/s), which measured the burst, not the load. When the connection is
+/// still busy with an earlier reply at a request's due time, its latency counts from the due
+/// time, so queueing behind a slow reply is included (no coordinated omission).
 async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Req, probe: &Probe) -> Result<Run> {
-    let mut conn_list = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        conn_list.push(Conn::connect(addr).await.map_err(|e| anyhow!(e))?);
-    }
-    let s0 = probe.sample();
-    let start = Instant::now() + Duration::from_millis(50);
-    let end = start + Duration::from_secs_f64(secs);
+    let mut senders = Vec::with_capacity(conns);
+    let mut tasks = Vec::with_capacity(conns);
     let req = Arc::new(req);
-    let mut tasks = Vec::new();
-    for (i, mut c) in conn_list.into_iter().enumerate() {
+    for _ in 0..conns {
+        let mut c = Conn::connect(addr).await.map_err(|e| anyhow!(e))?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+        senders.push(tx);
         let req = req.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = latency_histogram()?;
             let mut n = 0u64;
             let mut last_done = Instant::now();
-            for k in 0u64.. {
-                let at = start + Duration::from_secs_f64((k * conns as u64 + i as u64) as f64 / rate);
-                if at >= end {
-                    break;
-                }
-                tokio::time::sleep_until(at.into()).await;
-                // tokio's timer fires on millisecond ticks: if the connection was free at `at`,
-                // a late start is the timer's, not the server's, so count from the real send;
-                // if it was still busy, count from `at` (no coordinated omission).
-                let from = if last_done > at { at } else { Instant::now() };
+            while let Some(due) = rx.recv().await {
+                // Busy with an earlier reply at `due`: count from `due`. Free then: a late
+                // start is the pacer's or the client runtime's, so count from the real send.
+                let from = if last_done > due { due } else { Instant::now() };
                 c.send_ok(&req).await?;
                 last_done = Instant::now();
                 h.saturating_record((last_done - from).as_micros() as u64);
@@ -390,6 +384,20 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
             Ok::<_, cairn_benches::Error>((n, h))
         }));
     }
+    let s0 = probe.sample();
+    let start = Instant::now() + Duration::from_millis(50);
+    let total = (secs * rate) as u64;
+    let pacer = std::thread::spawn(move || {
+        for k in 0..total {
+            let due = start + Duration::from_secs_f64(k as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            // A send fails only if that connection's task ended on an error, reported below.
+            let _ = senders[(k % senders.len() as u64) as usize].send(due);
+        }
+    });
     let mut hist = latency_histogram().map_err(|e| anyhow!(e))?;
     let mut reqs = 0;
     for t in tasks {
@@ -397,6 +405,7 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
         reqs += n;
         hist.add(&h)?;
     }
+    pacer.join().map_err(|_| anyhow!("the pacer thread panicked"))?;
     let secs = start.elapsed().as_secs_f64().max(secs);
     let d = probe.since(s0);
     Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
