@@ -24,6 +24,7 @@ use crate::format::*;
 use crate::fsutil::{self, DirLock};
 use crate::partition::{lock, PartitionLog, Queue, Shared};
 use crate::pool::{Flusher, WriterPool, WRITER_THREADS_DEFAULT};
+use crate::prezero::Zeroer;
 use crate::recovery::open_partition;
 use crate::retention::RetentionStats;
 
@@ -164,11 +165,14 @@ impl Catalog {
         let (pool, mut threads) = WriterPool::start(opts.writer_threads).map_err(spawn_err)?;
         let (flusher, fh) = Flusher::start().map_err(spawn_err)?;
         threads.push(fh);
+        let (zeroer, zh) = Zeroer::start().map_err(spawn_err)?;
+        threads.push(zh);
         let ctx = Arc::new(Context {
             clock: opts.clock.clone(),
             cache: SegmentCache::new(opts.open_segments_max),
             pool,
             flusher,
+            zeroer,
         });
         let catalog = Catalog {
             dir: dir.clone(),
@@ -455,6 +459,7 @@ impl Catalog {
         self.maintenance.1.notify_all();
         self.ctx.pool.shutdown();
         self.ctx.flusher.shutdown();
+        self.ctx.zeroer.shutdown();
         for h in std::mem::take(&mut *lock(&self.threads)) {
             let _ = h.join();
         }

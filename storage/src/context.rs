@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cache::SegmentCache;
 use crate::pool::{Flusher, WriterPool};
+use crate::prezero::Zeroer;
 
 /// A source of "now" in milliseconds since the Unix epoch. Tests inject their own.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -20,6 +21,7 @@ pub(crate) struct Context {
     pub cache: SegmentCache,
     pub pool: Arc<WriterPool>,
     pub flusher: Arc<Flusher>,
+    pub zeroer: Arc<Zeroer>,
 }
 
 impl Context {

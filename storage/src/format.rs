@@ -105,3 +105,15 @@ pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const NAME_LEN_MAX: usize = 249;
 /// Most partitions a topic may have.
 pub const PARTITIONS_MAX: u32 = 4096;
+
+// ---- zero-filled tail of the active segment ----------------------------------------------------
+
+/// Zeros written ahead of the active segment's data per fill (one `fdatasync` each): a fill
+/// is asked for once less than this much zero-filled space is left past the writer's end.
+pub const PREZERO_CHUNK_BYTES: u64 = 1024 * 1024;
+/// Most zero-filled space kept past the writer's end (a fill tops the horizon up to this).
+pub const PREZERO_AHEAD_BYTES: u64 = 2 * PREZERO_CHUNK_BYTES;
+/// Zero-filling is done only for `sync: always` partitions whose recent average group commit
+/// (bytes written per `fdatasync`) is below this; larger syncs are bandwidth-bound and would
+/// only pay for writing twice.
+pub const PREZERO_COMMIT_BYTES_MAX: u64 = 64 * 1024;

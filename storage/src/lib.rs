@@ -27,6 +27,7 @@ mod index;
 pub mod inspect;
 mod partition;
 mod pool;
+mod prezero;
 mod recovery;
 mod retention;
 mod segment;

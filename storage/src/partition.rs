@@ -224,6 +224,14 @@ impl PartitionLog {
             .collect()
     }
 
+    /// Waits until no zero-fill of the active segment is queued or running (`docs/FORMAT.md`
+    /// §2.1), then returns the file position up to which the active segment's log holds data
+    /// or synced zeros. For tests and diagnostics: appends never wait for zero-filling.
+    pub fn wait_zero_fill(&self) -> u64 {
+        let horizon = lock(&self.shared.writer).as_ref().map(|w| Arc::clone(&w.horizon));
+        horizon.map_or(0, |h| h.settle())
+    }
+
     /// Calls `listener` with the new end offset every time the acknowledged end advances.
     /// It runs on the thread that ran the group commit (a writer thread, or a thread in
     /// [`PartitionLog::append`]): it must be quick and must not block.

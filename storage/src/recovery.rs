@@ -7,7 +7,9 @@
 //! last one, plus any rolled after the last checkpoint) is read batch by batch with CRC
 //! checks and its indexes are rebuilt. A bad batch at the tail is a torn write and is cut
 //! off; a bad batch followed by good data is corruption in the middle, and opening fails
-//! with the file and position rather than silently dropping acknowledged data.
+//! with the file and position rather than silently dropping acknowledged data. Zeros from
+//! the end of the last batch to the end of the file are the zero-filled space a crash left
+//! ahead of the active segment's data (`docs/FORMAT.md` §2.1): no damage, cut at open.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -41,6 +43,8 @@ struct SegState {
     next_offset: u64,
     first_ts: Option<i64>,
     max_ts: Option<i64>,
+    /// Zero bytes past the last batch, to the end of the file.
+    zero_tail: u64,
 }
 
 /// Result of reading a segment batch by batch.
@@ -91,7 +95,7 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
             None => {
                 let scan = scan_segment(&seg)?;
                 if let Some((pos, reason, followed)) = &scan.bad {
-                    let later_empty = bases[i + 1..].iter().all(|&b| segment_len(&Segment::new(dir, b)) == 0);
+                    let later_empty = bases[i + 1..].iter().all(|&b| holds_no_data(&Segment::new(dir, b)));
                     if *followed || !later_empty {
                         return Err(seg.corruption(*pos, format!("{reason} (not a torn tail: data follows)")));
                     }
@@ -111,6 +115,12 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
                 scan.state
             }
         };
+        if state.zero_tail > 0 {
+            // Zero-filled space a crash left past the data (never acknowledged data):
+            // cut, so that the file holds exactly its batches again.
+            tracing::debug!(file = %seg.log_path.display(), "cutting {} zero-filled bytes past the data", state.zero_tail);
+            truncate(&seg.log_path, state.len)?;
+        }
         if let Some(prev) = prev_next {
             if seg.base_offset < prev {
                 return Err(seg.corruption(
@@ -166,6 +176,14 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>> {
 
 fn segment_len(seg: &Segment) -> u64 {
     fs::metadata(&seg.log_path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Whether a segment's log is missing, empty or only zeros (zero-filled, never written).
+fn holds_no_data(seg: &Segment) -> bool {
+    match File::open(&seg.log_path) {
+        Ok(f) => inspect::zeros_to_end(&f, 0, segment_len(seg)).unwrap_or(false),
+        Err(_) => true,
+    }
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {
@@ -229,30 +247,41 @@ fn last_index_position(path: &Path) -> Option<u64> {
 /// Opens a segment vouched for by a clean shutdown or the recovery point, reading only the
 /// headers after its last index entry. `None` if anything looks doubtful (then it is
 /// scanned in full).
+///
+/// Zeros from a batch boundary to the end of the file (a zero-filled tail, `docs/FORMAT.md`
+/// §2.1) end the data: the state's `len` is where they start.
 fn open_trusted(seg: &Segment) -> Option<SegState> {
     let file = File::open(&seg.log_path).ok()?;
-    let len = file.metadata().ok()?.len();
+    let file_len = file.metadata().ok()?.len();
     if !seg.timeindex_path.exists() {
         return None;
     }
     let mut pos = last_index_position(&seg.index_path)?;
-    if len == 0 {
-        return (pos == 0).then_some(SegState { len: 0, next_offset: seg.base_offset, first_ts: None, max_ts: None });
-    }
-    let first = read_header_at(&file, 0, len)?;
-    if first.base_offset < seg.base_offset || pos >= len {
+    let zeros_from = |at: u64| inspect::zeros_to_end(&file, at, file_len).unwrap_or(false);
+    let Some(first) = read_header_at(&file, 0, file_len) else {
+        let empty = SegState { next_offset: seg.base_offset, zero_tail: file_len, ..SegState::default() };
+        return (pos == 0 && zeros_from(0)).then_some(empty);
+    };
+    if first.base_offset < seg.base_offset || pos >= file_len {
         return None;
     }
     let mut last = first;
-    while pos < len {
-        last = read_header_at(&file, pos, len)?;
-        pos += last.total_len() as u64;
+    while pos < file_len {
+        match read_header_at(&file, pos, file_len) {
+            Some(h) => {
+                last = h;
+                pos += h.total_len() as u64;
+            }
+            None if zeros_from(pos) => break,
+            None => return None,
+        }
     }
     Some(SegState {
-        len,
+        len: pos,
         next_offset: last.next_offset(),
         first_ts: Some(first.first_timestamp),
         max_ts: Some(last.max_timestamp),
+        zero_tail: file_len - pos,
     })
 }
 
@@ -319,6 +348,7 @@ fn scan_segment(seg: &Segment) -> Result<Scan> {
             next_offset: scan.next_offset,
             first_ts: scan.first_timestamp,
             max_ts: scan.max_timestamp,
+            zero_tail: scan.zero_tail,
         },
         index: scan.index,
         time: scan.time,

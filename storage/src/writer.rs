@@ -7,6 +7,11 @@
 //! undone by truncating the unacknowledged tail, so the partition stays usable; a failed
 //! `fdatasync` poisons the partition, because the kernel may have dropped the dirty pages
 //! and nothing written since the last good sync can be trusted to be on disk.
+//!
+//! For `sync: always` partitions with small group commits the writer keeps a zero-filled
+//! horizon ahead of its end ([`crate::prezero`]): it claims each run's range before writing
+//! it and asks the zeroer for more zeros when few are left. The zeros are never part of the
+//! segment: it is truncated to its data when sealed or closed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Seek, SeekFrom};
@@ -18,10 +23,14 @@ use crate::batch;
 use crate::config::{SyncPolicy, TopicConfig};
 use crate::error::{Error, Result};
 use crate::faults;
-use crate::format::{BATCH_BYTES_MAX, BATCH_RECORDS_MAX, INDEX_ENTRY_LEN, INDEX_INTERVAL_BYTES, TIMEINDEX_ENTRY_LEN};
+use crate::format::{
+    BATCH_BYTES_MAX, BATCH_RECORDS_MAX, INDEX_ENTRY_LEN, INDEX_INTERVAL_BYTES, PREZERO_COMMIT_BYTES_MAX,
+    TIMEINDEX_ENTRY_LEN,
+};
 use crate::fsutil;
 use crate::index::{EntryFile, OffsetIndex, TimeIndex};
 use crate::partition::{lock, AppendCallback, Appended, Pending, Shared};
+use crate::prezero::Horizon;
 use crate::recovery::write_recovery_point;
 use crate::segment::{index_capacity, Segment, SegmentMaps};
 
@@ -41,6 +50,11 @@ pub(crate) struct ActiveWriter {
     /// Position of the last offset-index entry (0: none yet).
     pub last_index_pos: u64,
     pub last_time_entry: Option<i64>,
+    /// Zero-filled space past `written_len` (the file may be longer than the data).
+    pub horizon: Arc<Horizon>,
+    /// Recent average of bytes written per group commit (`None` before the first): decides
+    /// whether zero-filling pays. Carried over to the next segment on roll.
+    pub commit_bytes_avg: Option<u64>,
 }
 
 impl ActiveWriter {
@@ -80,6 +94,8 @@ impl ActiveWriter {
         Ok(ActiveWriter {
             last_index_pos: maps.index.last_position(),
             last_time_entry: maps.timeindex.last_timestamp(),
+            horizon: Arc::new(Horizon::new(&seg.log_path, written_len)),
+            commit_bytes_avg: None,
             segment: seg,
             maps,
             file: Arc::new(file),
@@ -221,8 +237,12 @@ impl Shared {
                 w.last_index_pos = w.maps.index.last_position();
                 w.last_time_entry = w.maps.timeindex.last_timestamp();
                 w.next_offset = first_offset;
-                let undone = faults::set_len("append.undo", &w.file, &w.segment.log_path, w.written_len)
-                    .and_then(|()| (&*w.file).seek(SeekFrom::Start(w.written_len)).map(drop));
+                // No zero-fill piece is in flight while the file is cut (the zeros past the
+                // end go too; the horizon starts again from the end).
+                let undone = w.horizon.truncated(w.written_len, || {
+                    faults::set_len("append.undo", &w.file, &w.segment.log_path, w.written_len)
+                        .and_then(|()| (&*w.file).seek(SeekFrom::Start(w.written_len)).map(drop))
+                });
                 if let Err(te) = undone {
                     self.poison(format!("could not undo a failed write: {te}"));
                 }
@@ -236,6 +256,15 @@ impl Shared {
         let path = &w.segment.log_path;
         let mut slices: Vec<IoSlice<'_>> = run.iter().map(|p| IoSlice::new(&p.bytes)).collect();
         let total: u64 = run.iter().map(|p| p.bytes.len() as u64).sum();
+        let avg = w.commit_bytes_avg.map_or(total, |a| a - a / 8 + total / 8);
+        w.commit_bytes_avg = Some(avg);
+        // Zero-filling pays for small syncs only (docs/FORMAT.md §2.1); interval-sync
+        // partitions sync once per interval, which amortises the metadata write anyway.
+        let want_zeros = cfg.sync == SyncPolicy::Always && avg < PREZERO_COMMIT_BYTES_MAX;
+        let limit = w.capacity.min(cfg.segment_bytes);
+        if w.horizon.claim(w.written_len + total, limit, want_zeros) {
+            self.ctx.zeroer.request(Arc::clone(&w.horizon));
+        }
         write_all_vectored(&w.file, &mut slices).map_err(|e| Error::io("write", path, e))?;
         match cfg.sync {
             SyncPolicy::Always => {
@@ -257,9 +286,17 @@ impl Shared {
     /// Seals the active segment and starts a new one at the next offset.
     fn roll(self: &Arc<Self>, w: &mut ActiveWriter, cfg: &TopicConfig) -> Result<()> {
         let old = Arc::clone(&w.segment);
-        if cfg.sync != SyncPolicy::Always {
-            if let Err(e) = faults::sync_data("roll.fdatasync", &w.file, &old.log_path) {
-                let err = Error::io("fdatasync", &old.log_path, e);
+        // A sealed segment holds exactly its data: its zero-filled tail is cut, durably,
+        // before the next segment exists (recovery trusts sealed segments' lengths).
+        let trimmed = self.trim_zeros(w)?;
+        if trimmed || cfg.sync != SyncPolicy::Always {
+            let synced = if trimmed {
+                faults::sync_all("seal.fsync", &w.file, &old.log_path).map_err(|e| Error::io("fsync", &old.log_path, e))
+            } else {
+                faults::sync_data("roll.fdatasync", &w.file, &old.log_path)
+                    .map_err(|e| Error::io("fdatasync", &old.log_path, e))
+            };
+            if let Err(err) = synced {
                 self.poison(err.to_string());
                 return Err(err);
             }
@@ -277,11 +314,13 @@ impl Shared {
                     return Err(e);
                 }
             };
+        let commit_bytes_avg = w.commit_bytes_avg;
         let sealed_ok = w.maps.index.0.seal().and_then(|()| w.maps.timeindex.0.seal());
         old.sealed.store(true, Ordering::Release);
         *lock(&old.maps) = None;
         self.segments.write().unwrap_or_else(|p| p.into_inner()).insert(seg.base_offset, Arc::clone(&seg));
         *w = next;
+        w.commit_bytes_avg = commit_bytes_avg;
         match sealed_ok {
             Ok(()) => {
                 if let Err(e) = write_recovery_point(&self.dir, seg.base_offset) {
@@ -293,6 +332,20 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Stops zero-filling the active segment and cuts the zeros past its data, if any.
+    /// Returns whether the file was cut: the caller must then fsync it (a size change is
+    /// metadata that `fdatasync` need not write).
+    fn trim_zeros(&self, w: &ActiveWriter) -> Result<bool> {
+        w.horizon.stop();
+        let path = &w.segment.log_path;
+        let file_len = w.file.metadata().map_err(|e| Error::io("stat segment", path, e))?.len();
+        if file_len <= w.written_len {
+            return Ok(false);
+        }
+        faults::set_len("seal.truncate", &w.file, path, w.written_len).map_err(|e| Error::io("truncate", path, e))?;
+        Ok(true)
     }
 
     /// Syncs the active segment of an interval-sync partition (called by the flusher).
@@ -320,7 +373,11 @@ impl Shared {
         self.check_poisoned()?;
         let Some(w) = w else { return Ok(()) };
         let path = &w.segment.log_path;
-        faults::sync_data("close.fdatasync", &w.file, path).map_err(|e| Error::io("fdatasync", path, e))?;
+        if self.trim_zeros(&w)? {
+            faults::sync_all("close.fdatasync", &w.file, path).map_err(|e| Error::io("fsync", path, e))?;
+        } else {
+            faults::sync_data("close.fdatasync", &w.file, path).map_err(|e| Error::io("fdatasync", path, e))?;
+        }
         w.maps.index.0.flush()?;
         w.maps.timeindex.0.flush()?;
         let index_file =

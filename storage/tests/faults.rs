@@ -34,7 +34,7 @@ const APPEND_MUST_FAIL: [&str; 6] =
     ["append.write", "append.fdatasync", "roll.fdatasync", "segment.create", "index.create", "index.preallocate"];
 
 /// Points whose firing in a data sync must poison the partition.
-const POISONS: [&str; 3] = ["append.fdatasync", "roll.fdatasync", "flush.fdatasync"];
+const POISONS: [&str; 4] = ["append.fdatasync", "roll.fdatasync", "flush.fdatasync", "seal.fsync"];
 
 /// Points that may poison the compacted topic's partition: a compaction swap that fails
 /// after its commit (or cannot take its manifest back) refuses to go on.
@@ -312,9 +312,10 @@ fn scenario(point: &str, actions: &str, at_close: bool) {
 /// The actions each point is tried with: once and for good, EIO and ENOSPC.
 const ACTIONS: [&str; 3] = ["1*return(eio)", "return(eio)", "return(enospc)"];
 
-/// Points the generic scenario cannot reach (they need an earlier failure), with their own
-/// tests below.
-const OWN_TESTS: [&str; 1] = ["append.undo"];
+/// Points the generic scenario cannot reach (they need an earlier failure) or cannot reach a
+/// fixed number of times (the zeroer thread's steps, and cutting the zeros it left: how much
+/// it wrote before a roll depends on timing), with their own tests below.
+const OWN_TESTS: [&str; 5] = ["append.undo", "prezero.write", "prezero.fdatasync", "seal.truncate", "seal.fsync"];
 
 #[test]
 fn every_failpoint_fails_cleanly_and_loses_nothing() {
@@ -469,5 +470,95 @@ fn a_swap_fails_cleanly_before_its_commit_and_poisons_after_it() {
         let after = part(&cat, "kv").segment_count();
         assert!(after < segments_before, "{filter}: the swap is in place ({segments_before} -> {after} segments)");
         part(&cat, "kv").append(common::batch(&[b"again"])).unwrap();
+    }
+}
+
+/// A zero-fill (docs/FORMAT.md §2.1) that fails, in its write (a full disk, an I/O error) or
+/// its sync, only stops zero-filling that segment: no append fails, nothing is poisoned, the
+/// appends grow the file as without it, and everything survives a close and a reopen.
+#[test]
+fn a_failed_zero_fill_stops_it_and_nothing_else() {
+    let _scenario = FailScenario::setup();
+    for (point, actions) in
+        [("prezero.write", "return(enospc)"), ("prezero.write", "1*return(eio)"), ("prezero.fdatasync", "return(eio)")]
+    {
+        let what = format!("{point}={actions}");
+        let dir = tempdir();
+        let mut written = Vec::new();
+        {
+            let cat = open(dir.path(), None).unwrap();
+            let p = cat.create_topic("t", small(1 << 20)).unwrap().partition(0).unwrap();
+            set(point, actions);
+            let before = fired(point);
+            for i in 0..40u32 {
+                let v = format!("{what}-{i}").into_bytes();
+                assert_eq!(p.append(batch(&[&v])).unwrap().base_offset, u64::from(i), "{what}");
+                written.push((u64::from(i), Some(v)));
+                p.wait_zero_fill();
+            }
+            assert!(fired(point) > before, "{what}: never fired");
+            fail::remove(point);
+            assert_eq!(read_values(&p, 0), written, "{what}");
+            cat.close().unwrap_or_else(|e| panic!("{what}: close: {e}"));
+        }
+        let cat = open(dir.path(), None).unwrap();
+        assert!(cat.opened_clean(), "{what}");
+        let p = cat.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(read_values(&p, 0), written, "{what}");
+        p.append(batch(&[b"after"])).unwrap();
+    }
+}
+
+/// Appends one small batch to a fresh `sync: always` topic of 16 KiB segments and waits for
+/// the zeros ahead of it: the active segment's file is then longer than its data.
+fn zero_filled_partition(cat: &Catalog) -> (PartitionLog, Vec<(u64, Option<Vec<u8>>)>) {
+    let p = cat.create_topic("t", small(16384)).unwrap().partition(0).unwrap();
+    p.append(batch(&[b"first"])).unwrap();
+    let zeroed_to = p.wait_zero_fill();
+    let log = logs(p.dir()).pop().unwrap();
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), zeroed_to);
+    assert!(zeroed_to > p.size_bytes(), "zeros past the data");
+    (p, vec![(0, Some(b"first".to_vec()))])
+}
+
+/// Cutting the zeros of a segment being sealed fails: the append that needed the roll fails
+/// (the segment stays active, nothing is poisoned) and the next one rolls. A failed fsync of
+/// the cut poisons the partition, as any failed sync does; a reopen keeps every acknowledged
+/// record. Sealed segments always hold exactly their data.
+#[test]
+fn a_failed_cut_of_the_zeros_fails_the_roll() {
+    let _scenario = FailScenario::setup();
+    for (point, poisons) in [("seal.truncate", false), ("seal.fsync", true)] {
+        let dir = tempdir();
+        let (mut written, log);
+        {
+            let cat = open(dir.path(), None).unwrap();
+            let p;
+            (p, written) = zero_filled_partition(&cat);
+            log = logs(p.dir()).pop().unwrap();
+            set(point, "1*return(eio)");
+            let big = batch_of_len(16370, 7);
+            let err = p.append(big.clone()).unwrap_err();
+            fail::remove(point);
+            assert!(!matches!(err, Error::Poisoned(_)), "{point}: {err}");
+            assert_eq!(p.segment_count(), 1, "{point}: no roll");
+            let next = p.append(big.clone());
+            if poisons {
+                assert!(matches!(next, Err(Error::Poisoned(_))), "{point}: {next:?}");
+                assert!(cat.close().is_err());
+            } else {
+                let a = next.unwrap();
+                written.extend(read_values(&p, a.base_offset));
+                assert_eq!(p.segment_count(), 2, "{point}: rolled");
+                let sealed = &p.segments()[0];
+                assert_eq!(std::fs::metadata(&sealed.path).unwrap().len(), sealed.size_bytes, "{point}: cut");
+                cat.close().unwrap();
+            }
+        }
+        let cat = open(dir.path(), None).unwrap();
+        let p = cat.topic("t").unwrap().partition(0).unwrap();
+        assert_eq!(read_values(&p, 0), written, "{point}: after reopen");
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), p.segments()[0].size_bytes, "{point}: only data");
+        p.append(batch(&[b"after"])).unwrap();
     }
 }

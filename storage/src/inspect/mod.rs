@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use scan::{scan_segment, Damage, Gap, LogFile, SegmentScan};
+pub use scan::{scan_segment, zeros_to_end, Damage, Gap, LogFile, SegmentScan};
 
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};

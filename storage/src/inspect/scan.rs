@@ -6,6 +6,10 @@
 //! trying every byte position (the bad batch's own length field may be the damaged bytes):
 //! recovery uses the first damage found to tell a torn tail (nothing good follows) from
 //! corruption in the middle; the tools go on and report every damaged region of a file.
+//!
+//! Zeros from a batch boundary to the end of the file are not damage: they are the
+//! zero-filled space the writer keeps ahead of an active segment's data (`docs/FORMAT.md`
+//! §2.1), left by a crash ([`SegmentScan::zero_tail`]).
 
 use std::fs::File;
 use std::io;
@@ -62,6 +66,11 @@ impl LogFile {
         Ok(&self.buf[off..off + n])
     }
 
+    /// Whether every byte from `pos` to the end of the file is zero.
+    pub fn zeros_from(&mut self, pos: u64) -> io::Result<bool> {
+        zeros_to_end(&self.file, pos, self.len)
+    }
+
     /// Checks the batch at `pos`: header, whole batch present, CRC, and offset at least
     /// `min_offset`. `Ok(Err(reason))` if it is not a good batch.
     pub fn batch_at(&mut self, pos: u64, min_offset: u64) -> io::Result<Result<BatchHeader, String>> {
@@ -104,6 +113,21 @@ impl LogFile {
     }
 }
 
+/// Whether every byte of `file` in `[pos, len)` is zero (read in pieces, stopping at the
+/// first non-zero one).
+pub fn zeros_to_end(file: &File, mut pos: u64, len: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    while pos < len {
+        let n = usize::try_from(len - pos).unwrap_or(usize::MAX).min(buf.len());
+        file.read_exact_at(&mut buf[..n], pos)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
+}
+
 /// A damaged byte range of a log: no good batch starts in `[start, end)`.
 #[derive(Debug, Clone)]
 pub struct Damage {
@@ -131,6 +155,10 @@ pub struct SegmentScan {
     pub len: u64,
     /// Bytes of the good batches before the first damage (the length a torn tail is cut to).
     pub good_len: u64,
+    /// Zero bytes from the end of the last batch to the end of the file: zero-filled space
+    /// ahead of an active segment's data, not data and not damage (the engine cuts it at
+    /// open).
+    pub zero_tail: u64,
     pub batches: u64,
     pub records: u64,
     pub first_offset: Option<u64>,
@@ -179,6 +207,10 @@ pub fn scan_segment(
                 if scan.damage.is_empty() {
                     scan.good_len = pos;
                 }
+            }
+            Err(_) if log.zeros_from(pos)? => {
+                scan.zero_tail = len - pos;
+                break;
             }
             Err(reason) => {
                 let next = log.resync(pos, expected)?;

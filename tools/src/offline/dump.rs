@@ -2,7 +2,8 @@
 //! record) of a stopped server's data directory, as text or JSON.
 //!
 //! Damaged regions are shown where they are (byte range and reason) and the dump goes on
-//! after them, so `dump` is also a way to look at what `verify` reported.
+//! after them, so `dump` is also a way to look at what `verify` reported. A zero-filled
+//! tail (space ahead of an active segment's data, `docs/FORMAT.md` §2.1) is shown as such.
 
 use std::path::Path;
 
@@ -86,15 +87,20 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
         .iter()
         .map(|d| json!({"position": d.start, "end": d.end, "reason": d.reason, "lost_from_offset": d.lost_from}))
         .collect();
+    let zero_from = scan.len - scan.zero_tail;
     if !json {
         for d in &scan.damage {
             println!("      DAMAGED bytes {}..{}: {} (expected offset {})", d.start, d.end, d.reason, d.lost_from);
+        }
+        if scan.zero_tail > 0 {
+            println!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
         }
         return Ok(Value::Null);
     }
     Ok(json!({
         "base_offset": seg.base, "log": seg.log, "log_bytes": scan.len, "next_offset": scan.next_offset,
         "index": index, "timeindex": timeindex, "batches": batches, "damage": damage,
+        "zero_tail": (scan.zero_tail > 0).then(|| json!({"position": zero_from, "bytes": scan.zero_tail})),
     }))
 }
 

@@ -117,7 +117,8 @@ fn plan_partition(plan: &mut Plan, detail: &PartitionDetail) {
         if scan.damage.is_empty() || removed.contains(&files.base) {
             continue;
         }
-        let later_empty = segs[i + 1..].iter().all(|(_, s)| s.len == 0);
+        // Empty, or only a zero-filled tail (docs/FORMAT.md §2.1): no data.
+        let later_empty = segs[i + 1..].iter().all(|(_, s)| s.batches == 0 && s.damage.is_empty());
         let next_base = segs.get(i + 1).map(|(f, _)| f.base);
         let loss: Vec<String> = scan.damage.iter().map(|d| describe_loss(d, next_base)).collect();
         rebuild.insert(files.base);
@@ -147,8 +148,10 @@ fn plan_partition(plan: &mut Plan, detail: &PartitionDetail) {
                     }
                     at = d.end;
                 }
-                if at < scan.len {
-                    keep.push((at, scan.len));
+                // A zero-filled tail is not data: not kept.
+                let data_end = scan.len - scan.zero_tail;
+                if at < data_end {
+                    keep.push((at, data_end));
                 }
                 plan.steps.push(Step::CutOut { seg: files.clone(), keep, loss });
             }

@@ -8,7 +8,9 @@
 //! not decode (`--deep`), offsets going backwards, index or time-index entries that disagree
 //! with the log, and an unreadable `topic.json`. What is only noted: missing index files and
 //! leftovers of interrupted work (the server rebuilds or removes them at open), offset gaps
-//! (left by compaction or an earlier forced repair), a damaged recovery point (read as 0).
+//! (left by compaction or an earlier forced repair), a damaged recovery point (read as 0),
+//! and zeros from the last batch to the end of a log (the zero-filled space a crash leaves
+//! ahead of the active segment's data, `docs/FORMAT.md` §2.1; the server cuts it at open).
 //!
 //! A committed compaction swap that a crash interrupted (its manifest `<base>.swap` is
 //! present, `docs/FORMAT.md` §6) is completed by the server first thing at open, so the check
@@ -212,7 +214,7 @@ fn check_partition(
         segments: detail.segments.len() as u64,
         batches: scans.clone().map(|s| s.batches).sum(),
         records: scans.clone().map(|s| s.records).sum(),
-        bytes: scans.clone().map(|s| s.len).sum(),
+        bytes: scans.clone().map(|s| s.len - s.zero_tail).sum(),
         start_offset: detail.segments.first().map(|(f, _)| f.base),
         end_offset: detail.segments.last().map_or(0, |(_, s)| s.next_offset),
         problems: report.problems.len() - problems_before,
@@ -225,7 +227,8 @@ fn check_partition(
 fn classify_damage(report: &mut Report, detail: &PartitionDetail) {
     let segs = &detail.segments;
     for (i, (files, scan)) in segs.iter().enumerate() {
-        let later_empty = segs[i + 1..].iter().all(|(_, s)| s.len == 0);
+        // Empty, or only a zero-filled tail (docs/FORMAT.md §2.1): no data.
+        let later_empty = segs[i + 1..].iter().all(|(_, s)| s.batches == 0 && s.damage.is_empty());
         for (j, d) in scan.damage.iter().enumerate() {
             let last_in_file = j + 1 == scan.damage.len() && d.end == scan.len && d.resumes_at.is_none();
             if last_in_file && later_empty && detail.tail_may_be_torn {
@@ -314,6 +317,18 @@ fn check_segment(
             seg.log.clone(),
             pos,
             format!("records do not decode: {reason}"),
+        ));
+    }
+    if scan.zero_tail > 0 {
+        report.notes.push(Note::new(
+            seg.log.clone(),
+            format!(
+                "{} zero byte(s) after the last batch (bytes {}..{}): space zero-filled ahead of the active segment's \
+                 data, not data and not damage (the server cuts it at open)",
+                scan.zero_tail,
+                scan.len - scan.zero_tail,
+                scan.len
+            ),
         ));
     }
     for g in &scan.gaps {
