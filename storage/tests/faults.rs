@@ -511,7 +511,7 @@ fn a_failed_zero_fill_stops_it_and_nothing_else() {
 
 /// Appends one small batch to a fresh `sync: always` topic of 16 KiB segments and waits for
 /// the zeros ahead of it: the active segment's file is then longer than its data.
-fn zero_filled_partition(cat: &Catalog) -> (PartitionLog, Vec<(u64, Option<Vec<u8>>)>) {
+fn zero_filled_partition(cat: &Catalog) -> (PartitionLog, Values) {
     let p = cat.create_topic("t", small(16384)).unwrap().partition(0).unwrap();
     p.append(batch(&[b"first"])).unwrap();
     let zeroed_to = p.wait_zero_fill();

@@ -283,3 +283,59 @@ fn an_unreachable_server_is_one_clear_error_and_exit_1() {
     assert!(stderr.starts_with("error: cannot reach the server at http://127.0.0.1:1/v1/topics: "), "{stderr}");
     assert_eq!(stderr.matches("error sending request").count(), 1, "the cause once: {stderr}");
 }
+
+/// Zeros from the last batch to the end of a log are the zero-filled space a crash leaves
+/// ahead of the active segment's data (docs/FORMAT.md §2.1): a note, not damage; `dump`
+/// shows them. A bad batch before zeros is still a torn tail.
+#[test]
+fn zero_filled_tail_is_noted_not_damage() {
+    let dir = make_data_dir(40);
+    let data = dir.path().to_str().unwrap();
+    fs::remove_file(dir.path().join(".clean-shutdown")).expect("the catalog closed cleanly");
+    let last = logs(dir.path(), "events", 0).pop().unwrap();
+    let good_len = fs::metadata(&last).unwrap().len();
+    append_garbage(&last, &[0; 3000]);
+
+    let out = cairn(&["verify", "--data-dir", data, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["ok"], true);
+    let note = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["file"] == last.display().to_string())
+        .unwrap_or_else(|| panic!("no note on the zero tail: {report}"));
+    assert!(note["message"].as_str().unwrap().contains("3000 zero byte(s)"), "{note}");
+    let records: u64 = report["partitions"].as_array().unwrap().iter().map(|p| p["records"].as_u64().unwrap()).sum();
+    assert_eq!(records, 2 * 40 * 5 + 1);
+
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let seg = dump["topics"][0]["partitions"][0]["segments"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(seg["zero_tail"], serde_json::json!({"position": good_len, "bytes": 3000}));
+    assert_eq!(seg["damage"], serde_json::json!([]));
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--no-indexes"]);
+    let expected = format!("zero-filled tail bytes {good_len}..{}", good_len + 3000);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "{}", text(&out));
+
+    // The engine cuts the zeros at open.
+    let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open");
+    assert_eq!(catalog.topic("events").unwrap().partition(0).unwrap().end_offset(), 200);
+    catalog.close().unwrap();
+    drop(catalog);
+    assert_eq!(fs::metadata(&last).unwrap().len(), good_len);
+
+    // A torn batch, then zeros: a torn tail.
+    fs::remove_file(dir.path().join(".clean-shutdown")).unwrap();
+    append_garbage(&last, &[0x5a; 30]);
+    append_garbage(&last, &[0; 3000]);
+    let out = cairn(&["verify", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let expected = format!("DAMAGED {} at byte {good_len}: [torn tail]", last.display());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "expected {expected:?} in\n{}", text(&out));
+    let out = cairn(&["verify", "--data-dir", data, "--repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(fs::metadata(&last).unwrap().len(), good_len);
+}
