@@ -108,11 +108,12 @@ pub const PARTITIONS_MAX: u32 = 4096;
 
 // ---- zero-filled tail of the active segment ----------------------------------------------------
 
-/// Zeros written ahead of the active segment's data per fill (one `fdatasync` each): a fill
-/// is asked for once less than this much zero-filled space is left past the writer's end.
-pub const PREZERO_CHUNK_BYTES: u64 = 1024 * 1024;
-/// Most zero-filled space kept past the writer's end (a fill tops the horizon up to this).
-pub const PREZERO_AHEAD_BYTES: u64 = 2 * PREZERO_CHUNK_BYTES;
+/// Most zero-filled space kept past the writer's end. The goal is the segment's data size
+/// clamped to [`PREZERO_AHEAD_MIN_BYTES`, `PREZERO_AHEAD_BYTES`]; a fill (one `fdatasync`) is
+/// asked for once less than half the goal is left, and tops the zeros up to the goal.
+pub const PREZERO_AHEAD_BYTES: u64 = 2 * 1024 * 1024;
+/// Least zero-filled space a fill aims for (so a quiet partition's zeros stay small).
+pub const PREZERO_AHEAD_MIN_BYTES: u64 = 64 * 1024;
 /// Zero-filling is done only for `sync: always` partitions whose recent average group commit
 /// (bytes written per `fdatasync`) is below this; larger syncs are bandwidth-bound and would
 /// only pay for writing twice.

@@ -30,10 +30,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::faults;
-use crate::format::{PREZERO_AHEAD_BYTES, PREZERO_CHUNK_BYTES};
+use crate::format::{PREZERO_AHEAD_BYTES, PREZERO_AHEAD_MIN_BYTES};
 
 /// Zeros written by one positioned write: the longest the writer may wait for the filler.
 pub(crate) const PIECE_BYTES: u64 = 64 * 1024;
+
+/// How much zero-filled space to keep past a writer's end at `end`: as much as the segment
+/// holds (zeros at most double a small segment), within the bounds of `docs/FORMAT.md` §2.1.
+fn ahead_goal(end: u64) -> u64 {
+    end.clamp(PREZERO_AHEAD_MIN_BYTES, PREZERO_AHEAD_BYTES)
+}
 
 static ZEROS: [u8; PIECE_BYTES as usize] = [0; PIECE_BYTES as usize];
 
@@ -85,7 +91,7 @@ impl Horizon {
 
     /// Claims `[.., end)` for the writer before it writes there: waits if that range reaches
     /// into a piece being zero-filled. With `want_more`, returns true if the caller must
-    /// queue a fill (less than [`PREZERO_CHUNK_BYTES`] of zeros left ahead, none queued,
+    /// queue a fill (less than half the goal of zeros left ahead, none queued,
     /// room below `limit`).
     pub fn claim(&self, end: u64, limit: u64, want_more: bool) -> bool {
         let mut st = self.lock();
@@ -96,7 +102,7 @@ impl Horizon {
         st.limit = limit;
         let ahead = st.zeros_to.saturating_sub(end);
         let fill =
-            want_more && !st.stopped && !st.queued && ahead < PREZERO_CHUNK_BYTES && limit > end.max(st.zeros_to);
+            want_more && !st.stopped && !st.queued && ahead < ahead_goal(end) / 2 && limit > end.max(st.zeros_to);
         if fill {
             st.queued = true;
         }
@@ -121,11 +127,11 @@ impl Horizon {
     }
 
     /// One fill: zeros from the writer's end (or the zeros already there) up to
-    /// [`PREZERO_AHEAD_BYTES`] past the writer's end as it is now, then one `fdatasync`.
+    /// the goal past the writer's end as it is now, then one `fdatasync`.
     fn fill(&self, shutting_down: &dyn Fn() -> bool) {
         let target = {
             let st = self.lock();
-            st.claimed_end.saturating_add(PREZERO_AHEAD_BYTES).min(st.limit)
+            st.claimed_end.saturating_add(ahead_goal(st.claimed_end)).min(st.limit)
         };
         let file = match OpenOptions::new().write(true).open(&self.path) {
             Ok(f) => f,
@@ -286,16 +292,16 @@ mod tests {
         let path = dir.path().join("seg.log");
         std::fs::write(&path, vec![7u8; 1000]).unwrap();
         let h = Horizon::new(&path, 1000);
-        assert!(h.claim(1000, 1000 + 3 * PIECE_BYTES / 2, true));
-        assert!(!h.claim(1000, 1000 + 3 * PIECE_BYTES / 2, true), "one fill at a time");
+        assert!(h.claim(1000, 1000 + PIECE_BYTES / 2, true));
+        assert!(!h.claim(1000, 1000 + PIECE_BYTES / 2, true), "one fill at a time");
         h.fill(&|| false);
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(bytes.len() as u64, 1000 + 3 * PIECE_BYTES / 2, "stops at the limit");
+        assert_eq!(bytes.len() as u64, 1000 + PIECE_BYTES / 2, "stops at the limit");
         assert!(bytes[..1000].iter().all(|&b| b == 7), "data below the end untouched");
         assert!(bytes[1000..].iter().all(|&b| b == 0));
-        assert_eq!(h.settle(), 1000 + 3 * PIECE_BYTES / 2);
+        assert_eq!(h.settle(), 1000 + PIECE_BYTES / 2);
         // Nothing left below the limit: no more fills.
-        assert!(!h.claim(1100, 1000 + 3 * PIECE_BYTES / 2, true));
+        assert!(!h.claim(1100, 1000 + PIECE_BYTES / 2, true));
         h.stop();
         assert!(!h.claim(1200, u64::MAX, true), "stopped");
     }

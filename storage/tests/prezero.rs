@@ -41,9 +41,10 @@ fn appends_into_the_zeros_change_no_file_size() {
     append_small(&p, 1, &mut written);
     let zeroed_to = p.wait_zero_fill();
     let log = active_log(&p);
-    assert_eq!(zeroed_to, p.size_bytes() + PREZERO_AHEAD_BYTES, "a first fill of the whole horizon");
+    // A small segment: the least zero-filled space is aimed for.
+    assert_eq!(zeroed_to, p.size_bytes() + PREZERO_AHEAD_MIN_BYTES);
     assert_eq!(file_len(&log), zeroed_to);
-    // Well under a chunk of appends: no new fill is asked for, the file keeps its size.
+    // Well under half of that appended: no new fill is asked for, the file keeps its size.
     let mut size = p.size_bytes();
     for _ in 0..200 {
         append_small(&p, 1, &mut written);
@@ -51,7 +52,16 @@ fn appends_into_the_zeros_change_no_file_size() {
         size = p.size_bytes();
         assert_eq!(file_len(&log), zeroed_to, "the file does not grow");
     }
-    assert!(size < PREZERO_AHEAD_BYTES - PREZERO_CHUNK_BYTES);
+    assert!(size < PREZERO_AHEAD_MIN_BYTES / 2);
+    // Past half of it, a fill tops the zeros up to as much as the segment holds.
+    while p.size_bytes() < 300_000 {
+        append_small(&p, 1, &mut written);
+    }
+    let zeroed_to = p.wait_zero_fill();
+    assert!(zeroed_to >= p.size_bytes() * 3 / 2, "{zeroed_to}");
+    assert!(zeroed_to <= p.size_bytes() * 2 + PREZERO_AHEAD_MIN_BYTES, "{zeroed_to}");
+    assert_eq!(file_len(&log), zeroed_to);
+    size = p.size_bytes();
     // The zeros are never visible: not in the size, not in reads, not in the segment list.
     assert_eq!(read_values(&p, 0), written);
     assert_eq!(p.end_offset(), written.len() as u64);
