@@ -5,7 +5,10 @@
 //! clients wait in the kernel's listen backlog until one closes); a request head must arrive
 //! within `header_read_timeout` (hyper's timer also closes keep-alive connections idle that
 //! long between requests) and fit in `header_bytes_max` (else `431`); a connection that moves
-//! no byte for `idle_timeout` is closed. On shutdown the accept loop stops, every connection
+//! no byte for `idle_timeout` is closed. A connection the server closes (an error reply sent
+//! before the body was read, `Connection: close`) lingers: FIN first, then what the client
+//! still sends is read and dropped for up to 2 s / 4 MiB, so the reply is not lost to a TCP
+//! reset. On shutdown the accept loop stops, every connection
 //! finishes its in-flight request and closes, and [`serve`] returns once all are gone or
 //! `shutdown_grace` has passed. With TLS (`crate::tls`) the handshake happens inside the
 //! connection's slot, bounded by `header_read_timeout` and abandoned on shutdown; the
@@ -122,8 +125,7 @@ async fn connection<S>(
         .max_header_size(limits.header_bytes_max)
         .max_headers(HEADERS_MAX)
         .keep_alive(true);
-    let conn = builder.serve_connection(io, TowerToHyperService::new(app));
-    tokio::pin!(conn);
+    let mut conn = builder.serve_connection(io, TowerToHyperService::new(app));
     let check_every = (limits.idle_timeout / 4).max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval(check_every);
     let mut draining = false;
@@ -135,15 +137,20 @@ async fn connection<S>(
         tokio::select! {
             // The connection first: it is what wakes the task almost every time.
             biased;
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!("connection ended: {e}");
+            // Without hyper's own shutdown of the socket, so that a close can linger (below).
+            result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                match result {
+                    Ok(()) if !draining => break,
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::debug!("connection ended: {e}");
+                        return;
+                    }
                 }
-                return;
             }
             _ = &mut shutdown_started, if !draining => {
                 draining = true;
-                conn.as_mut().graceful_shutdown();
+                std::pin::Pin::new(&mut conn).graceful_shutdown();
             }
             _ = ticker.tick() => {
                 if activity.idle_for() >= limits.idle_timeout {
@@ -153,4 +160,33 @@ async fn connection<S>(
             }
         }
     }
+    linger(conn.into_parts().io.into_inner()).await;
+}
+
+/// How long a closing connection keeps reading what the client still sends.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much a closing connection reads and discards at most.
+const LINGER_BYTES_MAX: usize = 4 << 20;
+
+/// Closes a connection the server ended (a reply with `Connection: close`, or an error reply
+/// such as `413` sent before the request body was read) the way nginx's lingering close does:
+/// send FIN, then read and discard what the client is still sending for a bounded time and
+/// amount. Closing a socket with unread input makes the kernel answer with a reset, and a
+/// reset can reach the client before it has read the reply, which it then never sees.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut left = LINGER_BYTES_MAX;
+    let drain = async {
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }

@@ -136,6 +136,47 @@ async fn huge_heads_are_refused_and_the_server_stays_up() {
     s.get("/v1/health").await.expect_status(200);
 }
 
+#[tokio::test]
+async fn an_early_413_reaches_a_client_that_reads_only_after_sending() {
+    // The body is refused from its declared length alone, before any of it is read. The
+    // client sends 1 MiB of it and only then reads: without a lingering close the server
+    // closed with that input unread, the kernel answered with a reset, and the reset threw
+    // away the reply the client had not read yet.
+    let s = Cairnd::start().await;
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(s.addr()).await.unwrap();
+        let head = "POST /v1/topics/t/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 67108864\r\n\r\n";
+        c.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..16 {
+            if c.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        // Let the reply (and, without lingering, the reset) arrive before reading.
+        let reply = within(GENEROUS, async {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.read(&mut buf).await {
+                    Ok(0) => return Ok(out),
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => return Err((e, out)),
+                }
+            }
+        })
+        .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err((e, partial)) => panic!("{e} after {:?}", String::from_utf8_lossy(&partial)),
+        };
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+        assert!(text.contains("payload_too_large"), "{text}");
+    }
+    s.get("/v1/health").await.expect_status(200);
+}
+
 /// Sends a `GET /v1/health` head with `count` headers in all (`Host` included) and
 /// `Connection: close`; returns the status line.
 async fn health_with_headers(addr: std::net::SocketAddr, count: usize) -> String {
