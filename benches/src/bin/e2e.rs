@@ -352,6 +352,68 @@ async fn closed_loop(
     Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
+/// One connection of an open-loop run: a Cairn HTTP request, or a Redis `XADD`.
+enum Target {
+    Http(Conn, Arc<Req>),
+    Redis(RedisXadd),
+}
+
+impl Target {
+    async fn send(&mut self) -> Result<(), cairn_benches::Error> {
+        match self {
+            Target::Http(c, req) => c.send_ok(req).await.map(drop),
+            Target::Redis(c) => c.send().await,
+        }
+    }
+}
+
+/// A tokio connection to Redis that sends `XADD s * f <100 B>` and reads its bulk-string
+/// reply (the new entry's id), one at a time (pipeline 1).
+struct RedisXadd {
+    stream: tokio::net::TcpStream,
+    command: Bytes,
+    buf: Vec<u8>,
+}
+
+impl RedisXadd {
+    async fn connect(port: u16) -> Result<RedisXadd, cairn_benches::Error> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        let value = "x".repeat(100);
+        let command = format!("*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n$1\r\nf\r\n${}\r\n{value}\r\n", value.len());
+        Ok(RedisXadd { stream, command: Bytes::from(command), buf: Vec::with_capacity(256) })
+    }
+
+    async fn send(&mut self) -> Result<(), cairn_benches::Error> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(&self.command).await?;
+        self.buf.clear();
+        let mut chunk = [0u8; 256];
+        loop {
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err("redis closed the connection".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            let Some(eol) = self.buf.windows(2).position(|w| w == b"\r\n") else { continue };
+            match self.buf.first() {
+                Some(b'$') => {
+                    let len: usize = std::str::from_utf8(&self.buf[1..eol])
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("bad bulk length from redis")?;
+                    if self.buf.len() >= eol + 2 + len + 2 {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    return Err(format!("unexpected reply from redis: {:?}", String::from_utf8_lossy(&self.buf)).into())
+                }
+            }
+        }
+    }
+}
+
 /// Open loop at `rate` requests/s over `conns` connections: request `k` is due at
 /// `start + k / rate` and goes to connection `k % conns`. A pacer thread releases each request
 /// at its time with `std::thread::sleep` (tens of µs of slack), not tokio's timer: that one
@@ -359,15 +421,12 @@ async fn closed_loop(
 /// (27 at 27,000 requests/s), which measured the burst, not the load. When the connection is
 /// still busy with an earlier reply at a request's due time, its latency counts from the due
 /// time, so queueing behind a slow reply is included (no coordinated omission).
-async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Req, probe: &Probe) -> Result<Run> {
-    let mut senders = Vec::with_capacity(conns);
-    let mut tasks = Vec::with_capacity(conns);
-    let req = Arc::new(req);
-    for _ in 0..conns {
-        let mut c = Conn::connect(addr).await.map_err(|e| anyhow!(e))?;
+async fn open_loop(targets: Vec<Target>, rate: f64, secs: f64, probe: &Probe) -> Result<Run> {
+    let mut senders = Vec::with_capacity(targets.len());
+    let mut tasks = Vec::with_capacity(targets.len());
+    for mut c in targets {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
         senders.push(tx);
-        let req = req.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = latency_histogram()?;
             let mut n = 0u64;
@@ -376,7 +435,7 @@ async fn open_loop(addr: SocketAddr, conns: usize, rate: f64, secs: f64, req: Re
                 // Busy with an earlier reply at `due`: count from `due`. Free then: a late
                 // start is the pacer's or the client runtime's, so count from the real send.
                 let from = if last_done > due { due } else { Instant::now() };
-                c.send_ok(&req).await?;
+                c.send().await?;
                 last_done = Instant::now();
                 h.saturating_record((last_done - from).as_micros() as u64);
                 n += 1;
@@ -688,7 +747,12 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 let rate = run.reqs_per_s() * 0.5;
                 let lname = "cairn_latency_single_octet_50pct";
                 phase(lname);
-                let lrun = open_loop(addr, 64, rate, o.secs * 2.0, req, &probe).await?;
+                let req = Arc::new(req);
+                let mut targets = Vec::with_capacity(64);
+                for _ in 0..64 {
+                    targets.push(Target::Http(Conn::connect(addr).await.map_err(|e| anyhow!(e))?, req.clone()));
+                }
+                let lrun = open_loop(targets, rate, o.secs * 2.0, &probe).await?;
                 res.set(&format!("{lname}_target_rate"), rate, "req/s");
                 record_run(res, lname, &lrun);
             }
@@ -805,28 +869,9 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
 /// `XACK` of what they got until the stream is drained. Returns messages/s.
 fn redis_queue(total: u64, workers: usize, fsync: &str, dev: &str, res: &mut Results) -> Result<()> {
     let port: u16 = 16391;
-    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-        bail!("port {port} is already in use (not ours)");
-    }
-    let dir = tempfile::Builder::new().prefix("cairn-e2e-redis.").tempdir()?;
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", fsync])
-        .args(["--save", "", "--daemonize", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting redis-server")?;
+    let _server = RedisServer::start(port, fsync)?;
     let result = (|| -> Result<()> {
-        let mut c = None;
-        for _ in 0..100 {
-            if let Ok(cl) = resp::Client::connect(port) {
-                c = Some(cl);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let mut c = c.ok_or_else(|| anyhow!("redis-server did not come up"))?;
+        let mut c = resp::Client::connect(port).map_err(|e| anyhow!(e))?;
         let value = vec![b'x'; 100];
         let mut left = total;
         while left > 0 {
@@ -889,9 +934,70 @@ fn redis_queue(total: u64, workers: usize, fsync: &str, dev: &str, res: &mut Res
         res.set(&format!("redis_queue_{fsync}_4w_diskw_per_cycle"), w as f64 / (acked as f64 / 100.0), "writes/cycle");
         Ok(())
     })();
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
     result
+}
+
+/// A `redis-server` on `port` with an append-only file synced per `fsync` (`always`,
+/// `everysec`) in a temp dir; stopped when dropped.
+struct RedisServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts it and waits until it answers.
+    fn start(port: u16, fsync: &str) -> Result<RedisServer> {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            bail!("port {port} is already in use (not ours)");
+        }
+        let dir = tempfile::Builder::new().prefix("cairn-e2e-redis.").tempdir()?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--appendonly", "yes", "--appendfsync", fsync])
+            .args(["--save", "", "--daemonize", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?;
+        let server = RedisServer { child, _dir: dir };
+        for _ in 0..100 {
+            if let Ok(mut c) = resp::Client::connect(port) {
+                if c.cmd(&["PING"]).is_ok() {
+                    return Ok(server);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("redis-server did not come up")
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Redis `XADD` of 100 B (appendfsync always, pipeline 1) in the same open loop as Cairn's
+/// latency run: 64 connections at half of Redis's own P1 peak measured by `redis.sh`.
+async fn redis_latency(peak: f64, secs: f64, dev: &str, res: &mut Results) -> Result<()> {
+    let port: u16 = 16392;
+    let server = RedisServer::start(port, "always")?;
+    let mut targets = Vec::with_capacity(64);
+    for _ in 0..64 {
+        targets.push(Target::Redis(RedisXadd::connect(port).await.map_err(|e| anyhow!(e))?));
+    }
+    let probe = Probe { dev: dev.to_string(), pid: Some(server.pid()) };
+    let rate = peak * 0.5;
+    let run = open_loop(targets, rate, secs, &probe).await?;
+    res.set("redis_latency_p1_50pct_target_rate", rate, "req/s");
+    record_run(res, "redis_latency_p1_50pct", &run);
+    Ok(())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1070,6 +1176,22 @@ fn rows(r: &Results) -> Vec<Row> {
             "µs",
             None,
         ),
+        row(
+            "p99 single produce at 50 % load",
+            "cairn_latency_single_octet_50pct_p99",
+            "Redis XADD always P1, p99 at 50 % of its peak (same open loop)",
+            "redis_latency_p1_50pct_p99",
+            "µs",
+            None,
+        ),
+        row(
+            "p50 single produce at 50 % load",
+            "cairn_latency_single_octet_50pct_p50",
+            "Redis XADD always P1, p50 at 50 % of its peak (same open loop)",
+            "redis_latency_p1_50pct_p50",
+            "µs",
+            None,
+        ),
     ]
 }
 
@@ -1225,6 +1347,9 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
                 bar("Cairn p50", "cairn_latency_single_octet_50pct_p50", CAIRN),
                 bar("Cairn p99", "cairn_latency_single_octet_50pct_p99", CAIRN),
                 bar("Cairn p99.9", "cairn_latency_single_octet_50pct_p999", CAIRN),
+                bar("Redis XADD always P1 p50", "redis_latency_p1_50pct_p50", REDIS),
+                bar("Redis XADD always P1 p99", "redis_latency_p1_50pct_p99", REDIS),
+                bar("Redis XADD always P1 p99.9", "redis_latency_p1_50pct_p999", REDIS),
                 bar("disk fdatasync p50 (4 KiB append)", "append_4k_p50", LIMIT),
                 bar("disk fdatasync p99 (4 KiB append)", "append_4k_p99", LIMIT),
             ]
@@ -1282,6 +1407,12 @@ fn main() -> Result<()> {
         }
     }
     rt.block_on(cairn(&o, &mut res))?;
+    if let (true, Some(peak)) = (peers, res.get("redis_xadd_always_p1_100b")) {
+        phase("redis latency: XADD P1 at 50 % of its peak, open loop, 64 conns, appendfsync always");
+        if let Err(e) = rt.block_on(redis_latency(peak, o.secs * 2.0, &o.dev, &mut res)) {
+            eprintln!("  redis latency FAILED: {e:#}");
+        }
+    }
     if peers && o.rabbitmq {
         phase("rabbitmq.sh QTYPES='classic quorum' PAYLOADS=100 STREAMPROTO=0");
         run_script(
