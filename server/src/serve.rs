@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::activity::{Activity, ActivityIo};
+use crate::activity::{Activity, ActivityIo, IdleClock};
 use crate::config::ConnectionLimits;
 use crate::shutdown::Shutdown;
 
@@ -128,6 +128,7 @@ async fn connection<S>(
     let mut conn = builder.serve_connection(io, TowerToHyperService::new(app));
     let check_every = (limits.idle_timeout / 4).max(Duration::from_millis(10));
     let mut ticker = tokio::time::interval(check_every);
+    let mut idle = IdleClock::new(activity);
     let mut draining = false;
     // Created once: the loop wakes for every request, and building a fresh shutdown future
     // each time showed up in the per-request profile.
@@ -153,8 +154,9 @@ async fn connection<S>(
                 std::pin::Pin::new(&mut conn).graceful_shutdown();
             }
             _ = ticker.tick() => {
-                if activity.idle_for() >= limits.idle_timeout {
-                    tracing::debug!("closing a connection idle for {:?}", activity.idle_for());
+                let idle = idle.idle_for();
+                if idle >= limits.idle_timeout {
+                    tracing::debug!("closing a connection idle for {idle:?}");
                     return;
                 }
             }
