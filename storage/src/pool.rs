@@ -103,6 +103,18 @@ impl WriterPool {
     }
 }
 
+/// Starts a background thread named `name` that runs `run` on a fresh `T` it shares with the
+/// caller (the flusher, the zeroer: each a queue under a mutex and a condvar to wake on).
+pub(crate) fn start_service<T: Default + Send + Sync + 'static>(
+    name: &str,
+    run: fn(&T),
+) -> std::io::Result<(Arc<T>, JoinHandle<()>)> {
+    let service = Arc::new(T::default());
+    let me = Arc::clone(&service);
+    let handle = std::thread::Builder::new().name(name.into()).spawn(move || run(&me))?;
+    Ok((service, handle))
+}
+
 #[derive(Default)]
 struct FlushState {
     due: Vec<(Instant, Weak<Shared>)>,
@@ -119,10 +131,7 @@ pub(crate) struct Flusher {
 
 impl Flusher {
     pub fn start() -> std::io::Result<(Arc<Self>, JoinHandle<()>)> {
-        let f = Arc::new(Flusher::default());
-        let me = Arc::clone(&f);
-        let h = std::thread::Builder::new().name("cairn-flusher".into()).spawn(move || me.run())?;
-        Ok((f, h))
+        start_service("cairn-flusher", Flusher::run)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FlushState> {

@@ -224,10 +224,7 @@ pub(crate) struct Zeroer {
 
 impl Zeroer {
     pub fn start() -> std::io::Result<(Arc<Self>, JoinHandle<()>)> {
-        let z = Arc::new(Zeroer::default());
-        let me = Arc::clone(&z);
-        let h = std::thread::Builder::new().name("cairn-zeroer".into()).spawn(move || me.run())?;
-        Ok((z, h))
+        crate::pool::start_service("cairn-zeroer", Zeroer::run)
     }
 
     fn lock(&self) -> MutexGuard<'_, ZeroerState> {

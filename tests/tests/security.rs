@@ -49,6 +49,20 @@ fn auth_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// A self-signed certificate for `names`, written as `cert.pem` and `key.pem` in `dir`, and an
+/// HTTPS client that trusts it.
+fn self_signed(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf, reqwest::Client) {
+    let ck = rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    (cert, key, https)
+}
+
 async fn call(c: &Cairnd, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> Resp {
     let mut rb = c.client().request(method, c.url(path));
     if let Some(t) = token {
@@ -243,10 +257,7 @@ async fn protected_mode_refuses_a_public_address_without_tokens() {
 #[tokio::test]
 async fn tls_round_trip_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let (cert, key, https) = self_signed(dir.path(), &["localhost", "127.0.0.1"]);
     let config = auth_config(dir.path(), "");
     let mut c = Cairnd::builder()
         .arg("--config")
@@ -256,10 +267,6 @@ async fn tls_round_trip_with_tokens() {
         .env("CAIRN_TLS_KEY", &key)
         .start()
         .await;
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
     let url = |path: &str| format!("https://localhost:{}{path}", c.addr().port());
 
     let r = send(https.get(url("/v1/topics"))).await;
@@ -300,10 +307,7 @@ async fn bad_tls_or_auth_config_refuses_to_start() {
 async fn tls_handshake_is_bounded_by_the_header_timeout_and_the_connection_limit() {
     use tokio::io::AsyncReadExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, ck.cert.pem()).unwrap();
-    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let (cert, key, https) = self_signed(dir.path(), &["localhost"]);
     let c = Cairnd::builder()
         .arg("--tls-cert")
         .arg(&cert)
@@ -315,10 +319,6 @@ async fn tls_handshake_is_bounded_by_the_header_timeout_and_the_connection_limit
         .arg("1")
         .start()
         .await;
-    let https = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ck.cert.pem().as_bytes()).unwrap())
-        .build()
-        .unwrap();
     let health = format!("https://localhost:{}/v1/health", c.addr().port());
 
     // A client that connects and never starts the handshake holds the only slot until the

@@ -172,7 +172,7 @@ pub fn verify(buf: &[u8]) -> Result<BatchHeader, BatchError> {
 }
 
 /// As [`verify`] for a batch that must be exactly `buf`, also returning the CRC-32 of its
-/// records section, so that [`stamp_with_section_crc`] can re-stamp the header without
+/// records section, so that the writer can re-stamp the header ([`restamp`]) without
 /// reading the records again. (CRC-32 is linear: the batch's CRC is the header's combined
 /// with the section's.)
 pub fn verify_with_section_crc(buf: &[u8]) -> Result<(BatchHeader, u32), BatchError> {
@@ -206,14 +206,6 @@ fn crc_with_section(batch: &[u8], section_crc: u32) -> u32 {
     let section_len = (batch.len() - BATCH_HEADER_LEN) as u64;
     h.combine(&crc32fast::Hasher::new_with_initial_len(section_crc, section_len));
     h.finalize()
-}
-
-/// As [`stamp`], given the CRC of the records section (from [`verify_with_section_crc`]):
-/// only the 43 header bytes are read.
-pub fn stamp_with_section_crc(batch: &mut [u8], base_offset: u64, first_timestamp: i64, section_crc: u32) {
-    set_stamp_fields(batch, base_offset, first_timestamp);
-    let crc = crc_with_section(batch, section_crc);
-    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn set_stamp_fields(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
@@ -279,7 +271,7 @@ impl VerifiedBatch {
 }
 
 /// Stamps a verified batch's offset and timestamps, recomputing its CRC from the section CRC
-/// when one was kept, else by hashing the (small) batch.
+/// when one was kept (only the 43 header bytes are read then), else by hashing the batch.
 pub(crate) fn restamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64, section_crc: Option<u32>) {
     set_stamp_fields(batch, base_offset, first_timestamp);
     let crc = match section_crc {
@@ -293,9 +285,7 @@ pub(crate) fn restamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64, 
 /// timestamp) and recomputes its CRC. The batch must have passed [`verify`] or come from
 /// [`BatchBuilder::finish`].
 pub fn stamp(batch: &mut [u8], base_offset: u64, first_timestamp: i64) {
-    set_stamp_fields(batch, base_offset, first_timestamp);
-    let crc = compute_crc(batch);
-    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_le_bytes());
+    restamp(batch, base_offset, first_timestamp, None);
 }
 
 /// Builds one batch from records pushed in offset order.
@@ -559,7 +549,7 @@ mod tests {
             prop_assert_eq!(h, verify(&full).unwrap());
             let mut fast = full.clone();
             stamp(&mut full, base, ts);
-            stamp_with_section_crc(&mut fast, base, ts, section);
+            restamp(&mut fast, base, ts, Some(section));
             prop_assert_eq!(&fast, &full);
             prop_assert!(verify(&fast).is_ok());
             fast[BATCH_HEADER_LEN] ^= 1;
@@ -578,7 +568,7 @@ mod tests {
             let (_, section) = verify_with_section_crc(&full).unwrap();
             let mut fast = full.clone();
             stamp(&mut full, base, ts);
-            stamp_with_section_crc(&mut fast, base, ts, section);
+            restamp(&mut fast, base, ts, Some(section));
             prop_assert_eq!(&fast, &full);
             let last = fast.len() - 1;
             fast[last] ^= 0x40;
