@@ -163,7 +163,49 @@ async fn fill_free_and_recover(fs: &SmallFs) {
     s.restart().await;
     verify_acked(&s, "full", 1, &acked).await;
     assert_eq!(s.end_offset("full", 0).await, acked.len() as u64);
+    // Small synced appends (the active segment then writes into zero-filled space ahead of
+    // its data, docs/FORMAT.md §2.1): the zero-filling meets the full disk too.
+    s.delete(&format!("/v1/topics/{}", enc("full"))).await.expect_status(204);
+    small_batches_until_full(&mut s).await;
     drop(s);
+}
+
+/// Fills the disk with batches of 100 small messages (group commits far below the zero-fill
+/// threshold) until a `507`; then checks nothing acknowledged is lost, a refused batch
+/// changes nothing, and all of it survives a crash (SIGKILL) and a restart on the full disk.
+async fn small_batches_until_full(s: &mut Cairnd) {
+    s.create_topic("small", json!({"segment_bytes": 1048576, "sync": "always"})).await;
+    let mut acked = Vec::new();
+    let mut full = false;
+    for b in 0..2000u64 {
+        let values: Vec<String> = (0..100).map(|i| format!("s{b}-{i}-{}", "z".repeat(120))).collect();
+        let batch: Vec<Value> = values.iter().map(|v| json!({ "value": v })).collect();
+        let r = s.produce_raw("small", Value::Array(batch)).await;
+        if r.status != 200 {
+            r.expect_error(507, "insufficient_storage");
+            full = true;
+            break;
+        }
+        for (o, v) in r.json()["offsets"].as_array().unwrap().iter().zip(&values) {
+            let o = o["offset"].as_u64().unwrap();
+            acked.push(Acked::value_only(0, o, serde_json::to_vec(&json!(v)).unwrap()));
+        }
+    }
+    assert!(full, "16 MiB filled with small batches without a 507");
+    assert!(acked.len() > 10_000, "only {} small messages fit", acked.len());
+    let end = s.end_offset("small", 0).await;
+    assert_eq!(end, acked.len() as u64);
+    // The same batch again is refused again and changes nothing (a smaller one may still fit).
+    let again: Vec<Value> = (0..100).map(|i| json!({ "value": format!("again-{i}-{}", "z".repeat(120)) })).collect();
+    for _ in 0..3 {
+        s.produce_raw("small", Value::Array(again.clone())).await.expect_error(507, "insufficient_storage");
+    }
+    assert_eq!(s.end_offset("small", 0).await, end);
+    verify_acked(s, "small", 1, &acked).await;
+    s.sigkill().await;
+    s.start_again().await;
+    verify_acked(s, "small", 1, &acked).await;
+    assert_eq!(s.end_offset("small", 0).await, end, "the log ends after the last acknowledged message");
 }
 
 /// Produces one message at a time to `full` until a `507`; returns how many were
