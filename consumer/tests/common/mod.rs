@@ -1,45 +1,19 @@
 //! Test helper: starts a real `cairnd` on a free port with a temporary data directory.
 //!
-//! The binary is `CAIRND_BIN` if set, else built once per test process with
-//! `cargo build -p cairn-server --bin cairnd` into this test's target directory (the same
-//! idea as the e2e harness in `tests/src/server.rs`). The child is killed when dropped.
+//! The binary is `cairn_tests::cairnd_bin()` (the e2e harness's: `CAIRND_BIN` if set, else
+//! built once per test process into this test's target directory). The child is killed when
+//! dropped.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use cairn_consumer::Client;
+use cairn_tests::cairnd_bin;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const READY_PREFIX: &str = "cairnd listening on ";
-
-fn cairnd_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("CAIRND_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().unwrap();
-        let deps = exe.parent().unwrap();
-        let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().unwrap() } else { deps };
-        let target_dir = profile_dir.parent().unwrap();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.current_dir(workspace)
-            .args(["build", "--quiet", "-p", "cairn-server", "--bin", "cairnd", "--target-dir"])
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().unwrap();
-        assert!(status.success(), "building cairnd failed: {status}");
-        profile_dir.join("cairnd")
-    })
-}
 
 /// A running `cairnd`.
 pub struct Server {

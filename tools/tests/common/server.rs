@@ -1,42 +1,16 @@
 //! Starting the real `cairnd` for the online CLI tests.
 //!
-//! The binary is `CAIRND_BIN` if set, else built once per test process with
-//! `cargo build -p cairn-server --bin cairnd` into this test's target directory. It is
-//! started on a free loopback port with a temporary data directory; readiness is its
-//! `cairnd listening on <addr>` line on stdout (no sleeps). Killed on drop.
+//! The binary is `cairn_tests::cairnd_bin()` (the e2e harness's: `CAIRND_BIN` if set, else
+//! built once per test process into this test's target directory). It is started on a free
+//! loopback port with a temporary data directory; readiness is its `cairnd listening on
+//! <addr>` line on stdout (no sleeps). Killed on drop.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
 const READY_PREFIX: &str = "cairnd listening on ";
 
-/// Path of the `cairnd` binary, built if needed.
-pub fn cairnd_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("CAIRND_BIN") {
-            return PathBuf::from(bin);
-        }
-        let exe = std::env::current_exe().expect("current_exe");
-        let deps = exe.parent().expect("test executable directory");
-        let profile_dir = if deps.file_name().is_some_and(|n| n == "deps") { deps.parent().unwrap() } else { deps };
-        let target_dir = profile_dir.parent().expect("target directory");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace)
-            .args(["build", "--quiet", "-p", "cairn-server", "--bin", "cairnd", "--target-dir"])
-            .arg(target_dir);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build for cairnd");
-        assert!(status.success(), "cargo build -p cairn-server --bin cairnd failed: {status}");
-        profile_dir.join("cairnd")
-    })
-}
+pub use cairn_tests::cairnd_bin;
 
 /// A running `cairnd` with its own data directory.
 pub struct Server {
