@@ -28,6 +28,8 @@ pub mod serve;
 pub mod shutdown;
 pub mod sse;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 
 use std::io::Write as _;
