@@ -8,11 +8,11 @@
 //! no byte for `idle_timeout` is closed. A connection the server closes (an error reply sent
 //! before the body was read, `Connection: close`) lingers: FIN first, then what the client
 //! still sends is read and dropped for up to 2 s / 4 MiB, so the reply is not lost to a TCP
-//! reset. On shutdown the accept loop stops, every connection
-//! finishes its in-flight request and closes, and [`serve`] returns once all are gone or
-//! `shutdown_grace` has passed. With TLS (`crate::tls`) the handshake happens inside the
-//! connection's slot, bounded by `header_read_timeout` and abandoned on shutdown; the
-//! activity clock sits under TLS, so the idle timeout counts encrypted bytes.
+//! reset. On shutdown the accept loop stops, every connection finishes its in-flight request
+//! and closes, and [`serve`] returns once all are gone or `shutdown_grace` has passed. With
+//! TLS (`crate::tls`) the handshake happens inside the connection's slot, bounded by
+//! `header_read_timeout` and abandoned on shutdown; the activity counter sits under TLS, so
+//! the idle timeout counts encrypted bytes.
 
 use std::sync::Arc;
 use std::time::Duration;

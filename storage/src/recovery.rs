@@ -180,10 +180,9 @@ fn segment_len(seg: &Segment) -> u64 {
 
 /// Whether a segment's log is missing, empty or only zeros (zero-filled, never written).
 fn holds_no_data(seg: &Segment) -> bool {
-    match File::open(&seg.log_path) {
-        Ok(f) => inspect::zeros_to_end(&f, 0, segment_len(seg)).unwrap_or(false),
-        Err(_) => true,
-    }
+    let Ok(f) = File::open(&seg.log_path) else { return true };
+    let len = f.metadata().map_or(0, |m| m.len());
+    inspect::zeros_to_end(&f, 0, len).unwrap_or(false)
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {

@@ -127,9 +127,10 @@ pub async fn produce(
         None => None,
     };
     let body = read_body(&parts, body, state.settings.body_bytes_max).await?;
-    // The head's URI and header values are slices of hyper's read buffer: holding them while
-    // the append waits for its sync made hyper allocate a fresh 8 KiB buffer for every request
-    // (its keep-alive read found the old one still shared). `read_body` copied the body out.
+    // The head's URI and header values are slices of hyper's read buffer: let go of them
+    // before the append's wait rather than after it (`read_body` copied the body out). hyper
+    // still allocates a fresh read buffer per request, as its keep-alive read runs before this
+    // handler does (docs/BENCHMARKS.md, session 3).
     drop(parts);
     let (topic, plan) = match existing {
         // The body is moved into the plan: a raw batch then becomes the appended buffer
