@@ -45,6 +45,8 @@ pub const FAILPOINTS: &[(&str, &str)] = &[
     ("compact.fsync", "fsync of a cleaned segment's files (compaction)"),
     ("swap.rename", "a compaction swap's renames (.cleaned to .swap, .swap into place)"),
     ("swap.remove", "removing the segments a committed compaction swap replaced"),
+    ("quarantine.write", "creating the quarantine file of a power-loss cut at open (recovery)"),
+    ("quarantine.fsync", "fsync of the quarantine file of a power-loss cut at open (recovery)"),
 ];
 
 #[cfg(feature = "failpoints")]

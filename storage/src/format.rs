@@ -18,6 +18,10 @@ pub const CLEANED_SUFFIX: &str = "cleaned";
 pub const SWAP_SUFFIX: &str = "swap";
 /// Suffix of temporary files that are renamed over their target once synced.
 pub const TMP_SUFFIX: &str = "tmp";
+/// Quarantine files: `<segment>.log.cut-<position>` (or `…cut-<position>-<n>` when that name
+/// is taken) holds the bytes recovery cut from that segment's log at byte `<position>` after
+/// a power loss (damage followed by data in the active segment, §6). Not part of the log.
+pub const CUT_SUFFIX: &str = "cut";
 
 /// Name of the per-partition recovery-point checkpoint file.
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";

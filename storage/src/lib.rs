@@ -28,6 +28,7 @@ pub mod inspect;
 mod partition;
 mod pool;
 mod prezero;
+mod quarantine;
 mod recovery;
 mod retention;
 mod segment;

@@ -6,10 +6,14 @@
 //! size. After a crash, every segment that may hold data past the recovery point (always the
 //! last one, plus any rolled after the last checkpoint) is read batch by batch with CRC
 //! checks and its indexes are rebuilt. A bad batch at the tail is a torn write and is cut
-//! off; a bad batch followed by good data is corruption in the middle, and opening fails
-//! with the file and position rather than silently dropping acknowledged data. Zeros from
-//! the end of the last batch to the end of the file are the zero-filled space a crash left
-//! ahead of the active segment's data (`docs/FORMAT.md` §2.1): no damage, cut at open.
+//! off. In the active (last) segment after an unclean shutdown the log ends at the first bad
+//! batch even when good data follows it (a power loss can persist a later page of the last,
+//! unsynced write and not an earlier one): the bytes from there are copied to a quarantine
+//! file ([`crate::quarantine`]) and then cut. Anywhere else — a sealed segment, or after a
+//! clean shutdown — a bad batch followed by good data is corruption in the middle, and
+//! opening fails with the file and position rather than dropping acknowledged data. Zeros
+//! from the end of the last batch to the end of the file are the zero-filled space a crash
+//! left ahead of the active segment's data (`docs/FORMAT.md` §2.1): no damage, cut at open.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,6 +27,7 @@ use crate::format::*;
 use crate::fsutil;
 use crate::index::{EntryFile, OffsetIndex, TimeIndex};
 use crate::inspect;
+use crate::quarantine;
 use crate::segment::{index_capacity, Segment};
 use crate::writer::ActiveWriter;
 
@@ -52,8 +57,19 @@ struct Scan {
     state: SegState,
     index: Vec<(u32, u32)>,
     time: Vec<(i64, u32)>,
-    /// Position and reason of the first bad batch, and whether good data follows it.
-    bad: Option<(u64, String, bool)>,
+    /// The first bad batch, if any.
+    bad: Option<Bad>,
+}
+
+/// The first bad batch of a segment.
+struct Bad {
+    pos: u64,
+    reason: String,
+    /// The offset expected at `pos`: where the log ends if it is cut there.
+    lost_from: u64,
+    /// Position and base offset of the first good batch after it in the file (with an offset
+    /// at least `lost_from`), if there is one: then it is not a torn tail.
+    resumes: Option<(u64, u64)>,
 }
 
 /// An opened partition: its segments (the last one active) and the active writer.
@@ -94,17 +110,29 @@ pub(crate) fn open_partition(dir: &Path, segment_bytes: u64, clean: bool) -> Res
             Some(state) => state,
             None => {
                 let scan = scan_segment(&seg)?;
-                if let Some((pos, reason, followed)) = &scan.bad {
+                if let Some(bad) = &scan.bad {
                     let later_empty = bases[i + 1..].iter().all(|&b| holds_no_data(&Segment::new(dir, b)));
-                    if *followed || !later_empty {
-                        return Err(seg.corruption(*pos, format!("{reason} (not a torn tail: data follows)")));
+                    // After an unclean shutdown the active segment's log ends at its first bad
+                    // batch, whatever follows (a power loss can persist a later page of the
+                    // unsynced tail but not an earlier one). Sealed segments were synced before
+                    // the next one was created, and a clean close synced everything: damage
+                    // followed by data there is corruption.
+                    let power_loss_tail = is_active && !clean;
+                    if (bad.resumes.is_some() && !power_loss_tail) || !later_empty {
+                        return Err(seg.corruption(bad.pos, format!("{} (not a torn tail: data follows)", bad.reason)));
                     }
-                    tracing::warn!(
-                        file = %seg.log_path.display(),
-                        "torn write at byte {pos} ({reason}): truncating {} unacknowledged bytes",
-                        segment_len(&seg) - pos
-                    );
-                    truncate(&seg.log_path, *pos)?;
+                    if let Some(resumes) = bad.resumes {
+                        quarantine_power_loss_tail(dir, &seg, bad, resumes)?;
+                    } else {
+                        tracing::warn!(
+                            file = %seg.log_path.display(),
+                            "torn write at byte {} ({}): truncating {} unacknowledged bytes",
+                            bad.pos,
+                            bad.reason,
+                            segment_len(&seg) - bad.pos
+                        );
+                    }
+                    truncate(&seg.log_path, bad.pos)?;
                     for &b in &bases[i + 1..] {
                         remove_segment_files(&Segment::new(dir, b))?;
                     }
@@ -183,6 +211,63 @@ fn holds_no_data(seg: &Segment) -> bool {
     let Ok(f) = File::open(&seg.log_path) else { return true };
     let len = f.metadata().map_or(0, |m| m.len());
     inspect::zeros_to_end(&f, 0, len).unwrap_or(false)
+}
+
+/// Copies the bytes from a power-loss tail's first bad batch to the end of the segment to a
+/// quarantine file (durably: [`quarantine::quarantine_tail`]) and says so at `error` level,
+/// before the caller cuts them. `resumes` is the position and offset of the first good
+/// batch after the damage.
+///
+/// Why cutting is right: with `sync: always` a batch is acknowledged (and readable) only
+/// after the `fdatasync` that made it and everything before it durable, so after a power
+/// loss every byte past the first damage belongs to the last, unacknowledged write (its
+/// pages can reach the disk out of order: a later one persisted, an earlier one not). With
+/// `sync: interval` they may be acknowledged but unsynced: the policy's window of loss. The
+/// one case that loses acknowledged records is bit rot in synced data of the active segment;
+/// the quarantine file keeps those bytes for an operator (Kafka truncates its unflushed
+/// segments at the first invalid batch, PostgreSQL and SQLite end their WAL at the first bad
+/// record: the same trade-off).
+fn quarantine_power_loss_tail(dir: &Path, seg: &Segment, bad: &Bad, resumes: (u64, u64)) -> Result<()> {
+    let (resume_pos, resume_offset) = resumes;
+    let last_beyond = last_offset_of_run(&seg.log_path, resume_pos, resume_offset);
+    let (cut_file, bytes) = quarantine::quarantine_tail(&seg.log_path, bad.pos)?;
+    tracing::error!(
+        partition = %partition_name(dir),
+        file = %seg.log_path.display(),
+        position = bad.pos,
+        bytes_cut = bytes,
+        quarantine = %cut_file.display(),
+        "power-loss tail: {} at byte {}, then valid batches from byte {resume_pos} (offsets {resume_offset}{}): the \
+         log now ends at offset {}; the {bytes} bytes from byte {} to the end of the file (the unsynced tail the \
+         power loss tore) are cut and kept in {} (docs/OPERATIONS.md, \"Quarantine files\")",
+        bad.reason,
+        bad.pos,
+        last_beyond.map_or_else(String::new, |l| format!(" to {l}")),
+        bad.lost_from,
+        bad.pos,
+        cut_file.display(),
+    );
+    Ok(())
+}
+
+/// Last offset of the run of good, consecutive batches starting at `pos` (whose first batch
+/// has offset `offset`); `None` if it cannot be read.
+fn last_offset_of_run(path: &Path, mut pos: u64, offset: u64) -> Option<u64> {
+    let mut log = inspect::LogFile::open(path).ok()?;
+    let (mut expected, mut last) = (offset, None);
+    while pos < log.len() {
+        let Ok(Ok(h)) = log.batch_at(pos, expected) else { break };
+        last = Some(h.last_offset());
+        expected = h.next_offset();
+        pos += h.total_len() as u64;
+    }
+    last
+}
+
+/// `<topic>/<partition>` of a partition directory, for logs.
+fn partition_name(dir: &Path) -> String {
+    let name = |p: Option<&Path>| p.and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned());
+    format!("{}/{}", name(dir.parent()).unwrap_or_default(), name(Some(dir)).unwrap_or_default())
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {
@@ -340,7 +425,12 @@ fn scan_segment(seg: &Segment) -> Result<Scan> {
     let mut log = inspect::LogFile::open(path).map_err(|e| Error::io("open segment", path, e))?;
     let scan = inspect::scan_segment(&mut log, seg.base_offset, true, |_, _, _| {})
         .map_err(|e| Error::io("read segment", path, e))?;
-    let bad = scan.damage.first().map(|d| (d.start, d.reason.clone(), d.resumes_at.is_some()));
+    let bad = scan.damage.first().map(|d| Bad {
+        pos: d.start,
+        reason: d.reason.clone(),
+        lost_from: d.lost_from,
+        resumes: d.resumes_at.map(|offset| (d.end, offset)),
+    });
     Ok(Scan {
         state: SegState {
             len: scan.good_len,

@@ -315,7 +315,15 @@ const ACTIONS: [&str; 3] = ["1*return(eio)", "return(eio)", "return(enospc)"];
 /// Points the generic scenario cannot reach (they need an earlier failure) or cannot reach a
 /// fixed number of times (the zeroer thread's steps, and cutting the zeros it left: how much
 /// it wrote before a roll depends on timing), with their own tests below.
-const OWN_TESTS: [&str; 5] = ["append.undo", "prezero.write", "prezero.fdatasync", "seal.truncate", "seal.fsync"];
+const OWN_TESTS: [&str; 7] = [
+    "append.undo",
+    "prezero.write",
+    "prezero.fdatasync",
+    "seal.truncate",
+    "seal.fsync",
+    "quarantine.write",
+    "quarantine.fsync",
+];
 
 #[test]
 fn every_failpoint_fails_cleanly_and_loses_nothing() {
@@ -560,5 +568,41 @@ fn a_failed_cut_of_the_zeros_fails_the_roll() {
         assert_eq!(read_values(&p, 0), written, "{point}: after reopen");
         assert_eq!(std::fs::metadata(&log).unwrap().len(), p.segments()[0].size_bytes, "{point}: only data");
         p.append(batch(&[b"after"])).unwrap();
+    }
+}
+
+/// Recovery cuts a power-loss tail (damage followed by data in the active segment after a
+/// crash, docs/FORMAT.md §6) only once its bytes are durably in a quarantine file: if that
+/// copy fails, the open fails, the segment is untouched and no partial copy is left; the
+/// next open (the fault gone) cuts and keeps the bytes.
+#[test]
+fn a_failed_quarantine_copy_fails_the_open_and_cuts_nothing() {
+    let _scenario = FailScenario::setup();
+    for (point, action) in [("quarantine.write", "return(enospc)"), ("quarantine.fsync", "return(eio)")] {
+        let dir = tempdir();
+        {
+            let cat = open(dir.path(), None).unwrap();
+            let p = cat.create_topic("t", small(1 << 20)).unwrap().partition(0).unwrap();
+            for i in 0..20u8 {
+                p.append(batch(&[&[i; 200]])).unwrap();
+            }
+        } // a crash
+        let part = part_dir(dir.path(), "t", 0);
+        let log = logs(&part).remove(0);
+        let (pos, _) = batch_positions(&log)[8];
+        overwrite(&log, pos, &[0u8; 300]);
+        let before = std::fs::read(&log).unwrap();
+        set(point, action);
+        let err = open(dir.path(), None).err().expect("the open fails");
+        fail::remove(point);
+        assert_eq!(err.is_storage_full(), action.contains("enospc"), "{point}: {err}");
+        assert_eq!(std::fs::read(&log).unwrap(), before, "{point}: the segment is untouched");
+        let names: Vec<String> =
+            std::fs::read_dir(&part).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.contains(".cut-")), "{point}: no copy left: {names:?}");
+        let cat = open(dir.path(), None).unwrap();
+        assert_eq!(cat.topic("t").unwrap().partition(0).unwrap().end_offset(), 8, "{point}");
+        let kept = std::fs::read(inspect::cut_file_path(&log, pos, 1)).unwrap();
+        assert_eq!(kept, &before[pos as usize..], "{point}");
     }
 }

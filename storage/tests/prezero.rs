@@ -203,10 +203,10 @@ fn zeros_written_after_the_data_are_a_zero_tail() {
 }
 
 /// A torn batch followed by zeros (a crash in the middle of an append into zero-filled
-/// space) is a torn tail: cut to the last whole batch. Damage followed by good data is
-/// still corruption, zeros after it or not.
+/// space) is a torn tail: cut to the last whole batch. Damage followed by good data (and
+/// zeros) is cut too, but kept in a quarantine file.
 #[test]
-fn a_torn_batch_before_the_zeros_is_cut_and_mid_log_damage_refused() {
+fn a_torn_batch_before_the_zeros_is_cut_and_mid_log_damage_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let mut written = Vec::new();
     let log;
@@ -245,14 +245,19 @@ fn a_torn_batch_before_the_zeros_is_cut_and_mid_log_damage_refused() {
         assert_eq!(p.append(batch(&[b"next"])).unwrap().base_offset, 20, "{name}");
     }
 
-    // A damaged batch in the middle, with good batches and then zeros after it.
+    // A damaged batch in the middle, with good batches and then zeros after it: in the
+    // active segment after a crash the log ends there (FORMAT.md §6), and the bytes from it
+    // to the end of the file, zeros included, are kept in a quarantine file.
     let (pos, _) = batch_positions(&log)[10];
     flip(&log, pos + 30, 0x01);
-    match open(dir.path(), None) {
-        Err(Error::Corruption { file, position, .. }) => assert_eq!((file, position), (log.clone(), pos)),
-        other => panic!("expected corruption, got {other:?}"),
-    }
-    assert_eq!(file_len(&log), zeroed, "nothing cut");
+    let before = fs::read(&log).unwrap();
+    assert_eq!(before.len() as u64, zeroed);
+    let cat = open(dir.path(), None).unwrap();
+    let p = cat.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.end_offset(), 10);
+    assert_eq!(read_values(&p, 0), written[..10]);
+    assert_eq!(file_len(&log), pos, "cut at the damaged batch");
+    assert_eq!(fs::read(inspect::cut_file_path(&log, pos, 1)).unwrap(), &before[pos as usize..]);
 }
 
 /// Many appenders while the zeroer fills and segments roll: every acknowledged record reads

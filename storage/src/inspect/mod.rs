@@ -112,14 +112,51 @@ impl PendingSwap {
     }
 }
 
+/// A quarantine file (`docs/FORMAT.md` §6): the bytes recovery cut from the end of a
+/// segment's log after a power loss, kept for an operator. Not part of the log: the engine
+/// never reads, lists as a segment, or removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutFile {
+    pub path: PathBuf,
+    /// Base offset of the segment the bytes were cut from.
+    pub base: u64,
+    /// Byte position in that segment's log where the cut bytes started.
+    pub position: u64,
+}
+
+/// Path of the `n`-th (from 1) quarantine file for the bytes cut from the log `log` at
+/// byte `position`: `<log>.cut-<position>`, then `<log>.cut-<position>-<n>` for n > 1.
+pub fn cut_file_path(log: &Path, position: u64, n: u32) -> PathBuf {
+    let suffix = if n <= 1 { format!("{CUT_SUFFIX}-{position}") } else { format!("{CUT_SUFFIX}-{position}-{n}") };
+    with_suffix(log, &suffix)
+}
+
+/// The cut position named by the part of a file name after the segment stem's dot
+/// (`log.cut-<position>` or `log.cut-<position>-<n>`), if it is a quarantine file's.
+pub fn parse_cut_suffix(suffix: &str) -> Option<u64> {
+    let rest = suffix.strip_prefix(LOG_SUFFIX)?.strip_prefix('.')?.strip_prefix(CUT_SUFFIX)?.strip_prefix('-')?;
+    let (position, n) = match rest.split_once('-') {
+        Some((p, n)) => (p, Some(n)),
+        None => (rest, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(position) || n.is_some_and(|n| !digits(n)) {
+        return None;
+    }
+    position.parse().ok()
+}
+
 /// A partition directory's segments, sorted by base offset, and what the engine does at open
 /// with everything else: leftovers it removes (temp and compaction files that were never
-/// committed, indexes without a log) and committed swaps it completes.
+/// committed, indexes without a log), committed swaps it completes, and quarantine files it
+/// leaves alone.
 #[derive(Debug, Default)]
 pub struct PartitionListing {
     pub segments: Vec<SegmentFiles>,
     pub leftovers: Vec<PathBuf>,
     pub swaps: Vec<PendingSwap>,
+    /// Quarantine files, sorted by path: kept until an operator deletes them.
+    pub cut_files: Vec<CutFile>,
 }
 
 impl PartitionListing {
@@ -197,6 +234,10 @@ pub fn list_segments(dir: &Path) -> io::Result<PartitionListing> {
         }
         match parse_segment_name(&name) {
             Some((base, LOG_SUFFIX)) => listing.segments.push(SegmentFiles::new(dir, base)),
+            Some((base, suffix)) if parse_cut_suffix(suffix).is_some() => {
+                let position = parse_cut_suffix(suffix).unwrap_or_default();
+                listing.cut_files.push(CutFile { path: entry.path(), base, position });
+            }
             Some((base, SWAP_SUFFIX)) => match read_swap_manifest(&entry.path()) {
                 Some(replaces) => listing.swaps.push(PendingSwap { manifest: entry.path(), base, replaces }),
                 None => listing.leftovers.push(entry.path()),
@@ -221,6 +262,7 @@ pub fn list_segments(dir: &Path) -> io::Result<PartitionListing> {
         }
     }
     listing.leftovers.sort();
+    listing.cut_files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(listing)
 }
 
@@ -422,6 +464,20 @@ mod tests {
     }
 
     #[test]
+    fn cut_file_names_round_trip_and_are_not_segments() {
+        let log = Path::new("/d/00000000000000000042.log");
+        assert_eq!(cut_file_path(log, 4096, 1), Path::new("/d/00000000000000000042.log.cut-4096"));
+        assert_eq!(cut_file_path(log, 4096, 3), Path::new("/d/00000000000000000042.log.cut-4096-3"));
+        assert_eq!(parse_cut_suffix("log.cut-4096"), Some(4096));
+        assert_eq!(parse_cut_suffix("log.cut-4096-3"), Some(4096));
+        for not_cut in ["log", "index", "log.cut-", "log.cut-x", "log.cut-1-", "index.cut-1", "log.cut-1.tmp", "log.cut-1-2-3"]
+        {
+            assert_eq!(parse_cut_suffix(not_cut), None, "{not_cut}");
+        }
+        assert_eq!(parse_segment_name("00000000000000000042.log.cut-4096").map(|(_, s)| s), Some("log.cut-4096"));
+    }
+
+    #[test]
     fn listing_sorts_out_swaps_and_leftovers() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -433,6 +489,10 @@ mod tests {
             "00000000000000000000.log.cleaned",
             "00000000000000000007.log.swap",
             "00000000000000000000.log.swap",
+            // Quarantine files, one of a segment no longer there: never leftovers.
+            "00000000000000000009.log.cut-100",
+            "00000000000000000000.log.cut-5-2",
+            "00000000000000000000.log.cut-5.tmp",
         ] {
             fs::write(d.join(name), b"").unwrap();
         }
@@ -444,8 +504,17 @@ mod tests {
         let names: Vec<_> = l.leftovers.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(
             names,
-            vec!["00000000000000000000.log.cleaned", "00000000000000000007.log.swap", "00000000000000000009.index"]
+            vec![
+                "00000000000000000000.log.cleaned",
+                "00000000000000000000.log.cut-5.tmp",
+                "00000000000000000007.log.swap",
+                "00000000000000000009.index"
+            ]
         );
+        let cuts: Vec<_> = l.cut_files.iter().map(|c| (c.base, c.position)).collect();
+        assert_eq!(cuts, vec![(0, 5), (9, 100)]);
+        assert_eq!(l.cut_files[1].path, cut_file_path(&d.join("00000000000000000009.log"), 100, 1));
+        assert_eq!(l.cut_files[0].path, cut_file_path(&d.join("00000000000000000000.log"), 5, 2));
         // As the next open will see it: segment 7 is gone, segment 0 reads the staged log
         // and the index already in place.
         let after = l.segments_after_swaps();
