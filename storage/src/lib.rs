@@ -45,5 +45,6 @@ pub use error::{Error, Result};
 pub use fsutil::{write_atomic, DirLock};
 pub use partition::{AppendCallback, Appended, EndListener, PartitionLog, ReadBatches, SegmentInfo};
 pub use pool::WRITER_THREADS_DEFAULT;
+pub use quarantine::quarantine_tail;
 pub use retention::RetentionStats;
 pub use segment::{parse_segment_name, segment_stem, StoredBatch};

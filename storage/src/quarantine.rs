@@ -29,8 +29,9 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// A recovery that crashed after the copy but before the truncation finds the same damage
 /// again: a quarantine file already holding exactly these bytes is reused. A different file
 /// under the name (an earlier power loss cut at the same position) is kept, and the next
-/// free name (`…-2`, `…-3`, …) is used.
-pub(crate) fn quarantine_tail(log: &Path, from: u64) -> Result<(PathBuf, u64)> {
+/// free name (`…-2`, `…-3`, …) is used. Also used by `cairn verify --repair`, which cuts a
+/// power-loss tail as the open would.
+pub fn quarantine_tail(log: &Path, from: u64) -> Result<(PathBuf, u64)> {
     let src = File::open(log).map_err(|e| Error::io("open segment", log, e))?;
     let len = src.metadata().map_err(|e| Error::io("stat segment", log, e))?.len();
     let bytes = len.saturating_sub(from);

@@ -593,7 +593,7 @@ fn a_failed_quarantine_copy_fails_the_open_and_cuts_nothing() {
         overwrite(&log, pos, &[0u8; 300]);
         let before = std::fs::read(&log).unwrap();
         set(point, action);
-        let err = open(dir.path(), None).err().expect("the open fails");
+        let Err(err) = open(dir.path(), None) else { panic!("{point}: the open fails") };
         fail::remove(point);
         assert_eq!(err.is_storage_full(), action.contains("enospc"), "{point}: {err}");
         assert_eq!(std::fs::read(&log).unwrap(), before, "{point}: the segment is untouched");

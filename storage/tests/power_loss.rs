@@ -47,9 +47,8 @@ fn crashed(acked_batches: usize, run_batches: usize) -> Crashed {
     let positions = batch_positions(&log);
     let (last_pos, last) = *positions.last().unwrap();
     let mut pos = last_pos + last.total_len() as u64;
-    let mut offset = last.next_offset();
     let mut run = Vec::new();
-    for i in 0..run_batches {
+    for (i, offset) in (last.next_offset()..).take(run_batches).enumerate() {
         let v = format!("in flight {i} {}", "r".repeat(650)).into_bytes();
         let mut b = BatchBuilder::new();
         b.push(Some(b"k"), Some(&v), []);
@@ -57,7 +56,6 @@ fn crashed(acked_batches: usize, run_batches: usize) -> Crashed {
         overwrite(&log, pos, &bytes);
         run.push((pos, offset, v));
         pos += bytes.len() as u64;
-        offset += 1;
     }
     Crashed { dir, log, acked, run }
 }

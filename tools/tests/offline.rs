@@ -339,3 +339,70 @@ fn zero_filled_tail_is_noted_not_damage() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(fs::metadata(&last).unwrap().len(), good_len);
 }
+
+/// A power-loss tail (damage followed by a valid batch in a partition's last segment after
+/// an unclean shutdown, docs/FORMAT.md §6): `verify` reports it as such, `--repair` cuts it
+/// as the server's open would, keeping the bytes in a quarantine file; `verify` then notes
+/// that file (not a failure) and `dump` shows it, batch by batch, after the segments.
+#[test]
+fn power_loss_tail_is_cut_into_a_quarantine_file_that_verify_notes_and_dump_shows() {
+    let dir = make_data_dir(40);
+    let data = dir.path().to_str().unwrap();
+    fs::remove_file(dir.path().join(".clean-shutdown")).expect("the catalog closed cleanly");
+    let last = logs(dir.path(), "events", 0).pop().unwrap();
+    let mut batches = Vec::new();
+    let mut log = cairn_storage::inspect::LogFile::open(&last).unwrap();
+    cairn_storage::inspect::scan_segment(&mut log, 0, false, |pos, _, h| batches.push((pos, h.base_offset))).unwrap();
+    assert!(batches.len() >= 3, "the last segment holds several batches");
+    let (pos, lost_from) = batches[batches.len() - 3];
+    // The header of a batch gone to zeros (a page never written), two valid batches after it.
+    let mut bytes = fs::read(&last).unwrap();
+    bytes[pos as usize..pos as usize + 40].fill(0);
+    fs::write(&last, &bytes).unwrap();
+
+    let out = cairn(&["verify", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let expected = format!("DAMAGED {} at byte {pos}: [power-loss tail]", last.display());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "expected {expected:?} in\n{}", text(&out));
+
+    let out = cairn(&["verify", "--data-dir", data, "--repair"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(fs::metadata(&last).unwrap().len(), pos);
+    let quarantine = cairn_storage::inspect::cut_file_path(&last, pos, 1);
+    assert_eq!(fs::read(&quarantine).unwrap(), &bytes[pos as usize..], "the cut bytes are kept");
+
+    let out = cairn(&["verify", "--data-dir", data, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "a quarantine file is a note, not a failure: {}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let note = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["file"] == quarantine.display().to_string())
+        .unwrap_or_else(|| panic!("no note on the quarantine file: {report}"));
+    assert!(note["message"].as_str().unwrap().contains("quarantine file"), "{note}");
+
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--partition", "0", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cut = &dump["topics"][0]["partitions"][0]["quarantine_files"][0];
+    assert_eq!(cut["cut_at_position"], pos, "{dump}");
+    assert_eq!(cut["bytes"], bytes.len() as u64 - pos);
+    let offsets: Vec<u64> =
+        cut["batches"].as_array().unwrap().iter().map(|b| b["base_offset"].as_u64().unwrap()).collect();
+    assert_eq!(
+        offsets,
+        vec![batches[batches.len() - 2].1, batches[batches.len() - 1].1],
+        "the valid batches past the damage"
+    );
+    assert_eq!(cut["damage"][0]["position"], 0);
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--partition", "0", "--no-indexes"]);
+    let expected = format!("quarantine file {}", quarantine.display());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&expected), "{}", text(&out));
+
+    // The engine opens it: the log ends at the damaged batch, the quarantine file stays.
+    let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open");
+    assert_eq!(catalog.topic("events").unwrap().partition(0).unwrap().end_offset(), lost_from);
+    catalog.close().unwrap();
+    assert!(quarantine.exists());
+}

@@ -470,7 +470,8 @@ mod tests {
         assert_eq!(cut_file_path(log, 4096, 3), Path::new("/d/00000000000000000042.log.cut-4096-3"));
         assert_eq!(parse_cut_suffix("log.cut-4096"), Some(4096));
         assert_eq!(parse_cut_suffix("log.cut-4096-3"), Some(4096));
-        for not_cut in ["log", "index", "log.cut-", "log.cut-x", "log.cut-1-", "index.cut-1", "log.cut-1.tmp", "log.cut-1-2-3"]
+        for not_cut in
+            ["log", "index", "log.cut-", "log.cut-x", "log.cut-1-", "index.cut-1", "log.cut-1.tmp", "log.cut-1-2-3"]
         {
             assert_eq!(parse_cut_suffix(not_cut), None, "{not_cut}");
         }

@@ -4,6 +4,8 @@
 //! Damaged regions are shown where they are (byte range and reason) and the dump goes on
 //! after them, so `dump` is also a way to look at what `verify` reported. A zero-filled
 //! tail (space ahead of an active segment's data, `docs/FORMAT.md` §2.1) is shown as such.
+//! A partition's quarantine files (bytes the server cut after a power loss, `docs/FORMAT.md`
+//! §6) are shown after its segments, batch by batch, marked as not part of the log.
 
 use std::path::Path;
 
@@ -45,14 +47,19 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
                 println!("  partition {p}  {}", dir.display());
             }
             let mut segments = Vec::new();
+            let listing = walk::list_segments(&dir)?;
             // As verify does: a committed compaction swap is shown as the open will complete it.
-            for seg in walk::list_segments(&dir)?.segments_after_swaps() {
+            for seg in listing.segments_after_swaps() {
                 if args.segment.is_some_and(|only| only != seg.base) {
                     continue;
                 }
                 segments.push(dump_segment(&seg, args, json)?);
             }
-            partitions.push(json!({"partition": p, "dir": dir, "segments": segments}));
+            let mut cut_files = Vec::new();
+            for cut in listing.cut_files.iter().filter(|c| args.segment.is_none_or(|only| only == c.base)) {
+                cut_files.push(dump_cut_file(cut, args, json)?);
+            }
+            partitions.push(json!({"partition": p, "dir": dir, "segments": segments, "quarantine_files": cut_files}));
         }
         out.push(json!({"name": topic.name, "config": config, "partitions": partitions}));
     }
@@ -100,6 +107,52 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
     Ok(json!({
         "base_offset": seg.base, "log": seg.log, "log_bytes": scan.len, "next_offset": scan.next_offset,
         "index": index, "timeindex": timeindex, "batches": batches, "damage": damage,
+        "zero_tail": (scan.zero_tail > 0).then(|| json!({"position": zero_from, "bytes": scan.zero_tail})),
+    }))
+}
+
+/// Dumps a quarantine file (`docs/FORMAT.md` §6): the bytes the server cut from a segment
+/// after a power loss, not part of the log. It starts with the damage that ended the log;
+/// the batches after it are shown like a segment's (any offsets), and so are its damaged
+/// ranges and zero-filled tail.
+fn dump_cut_file(cut: &walk::CutFile, args: &DumpArgs, json: bool) -> anyhow::Result<Value> {
+    let mut log = LogFile::open(&cut.path)?;
+    if !json {
+        println!(
+            "    quarantine file {}  cut from segment {} at byte {}  {} bytes (not part of the log)",
+            cut.path.display(),
+            cut.base,
+            cut.position,
+            table::count(log.len())
+        );
+    }
+    let mut batches = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let scan = walk::scan_segment(&mut log, 0, false, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
+        Ok(b) if json => batches.push(b),
+        Ok(b) => print_batch(&b),
+        Err(e) => {
+            failure.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let zero_from = scan.len - scan.zero_tail;
+    if !json {
+        for d in &scan.damage {
+            println!("      DAMAGED bytes {}..{}: {}", d.start, d.end, d.reason);
+        }
+        if scan.zero_tail > 0 {
+            println!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
+        }
+        return Ok(Value::Null);
+    }
+    let damage: Vec<Value> =
+        scan.damage.iter().map(|d| json!({"position": d.start, "end": d.end, "reason": d.reason})).collect();
+    Ok(json!({
+        "path": cut.path, "segment_base_offset": cut.base, "cut_at_position": cut.position, "bytes": scan.len,
+        "batches": batches, "damage": damage,
         "zero_tail": (scan.zero_tail > 0).then(|| json!({"position": zero_from, "bytes": scan.zero_tail})),
     }))
 }

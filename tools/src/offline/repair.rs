@@ -4,6 +4,10 @@
 //!   server did not shut down cleanly) is cut off, as the server would at open: the file is
 //!   truncated and fsynced, and the partition's later, empty segments are removed. Those
 //!   bytes were never acknowledged. After a clean shutdown a bad last batch is corruption.
+//! - A power-loss tail (a bad batch followed by good data in a partition's last segment, in
+//!   a directory the server did not shut down cleanly) is cut at the bad batch as the server's
+//!   open would: the bytes from there are first copied, durably, to a quarantine file
+//!   `<segment>.log.cut-<position>`, then the file is truncated (docs/FORMAT.md §6).
 //! - Damaged or missing index files are rebuilt from the log, by the engine's rule (an entry
 //!   for each batch at least `INDEX_INTERVAL_BYTES` past the previous one; a time entry with
 //!   it when the timestamp grows), written aside and renamed into place. The engine would
@@ -26,7 +30,7 @@ use cairn_storage::fsutil;
 use serde::Serialize;
 
 use super::report::{Kind, Report};
-use super::verify::{describe_loss, PartitionDetail};
+use super::verify::{describe_loss, power_loss_tail, PartitionDetail};
 use cairn_storage::inspect::{self as walk, LogFile, SegmentFiles};
 
 /// Bytes copied at once when a segment is rewritten.
@@ -35,8 +39,9 @@ const COPY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// One thing to do.
 #[derive(Debug, Clone)]
 enum Step {
-    /// Truncate `log` to `at` bytes.
-    Truncate { seg: SegmentFiles, at: u64, len: u64, loss: String, force: bool },
+    /// Truncate `log` to `at` bytes (first copying the bytes cut to a quarantine file if
+    /// `quarantine`: a power-loss tail, cut as the server's open would).
+    Truncate { seg: SegmentFiles, at: u64, len: u64, loss: String, force: bool, quarantine: bool },
     /// Rewrite `log` keeping only these byte ranges.
     CutOut { seg: SegmentFiles, keep: Vec<(u64, u64)>, loss: Vec<String> },
     /// Remove an empty segment's files.
@@ -122,6 +127,17 @@ fn plan_partition(plan: &mut Plan, detail: &PartitionDetail) {
         let next_base = segs.get(i + 1).map(|(f, _)| f.base);
         let loss: Vec<String> = scan.damage.iter().map(|d| describe_loss(d, next_base)).collect();
         rebuild.insert(files.base);
+        if let Some(d) = power_loss_tail(detail, i) {
+            plan.steps.push(Step::Truncate {
+                seg: files.clone(),
+                at: d.start,
+                len: scan.len,
+                loss: loss.join("; "),
+                force: false,
+                quarantine: true,
+            });
+            continue;
+        }
         match scan.damage.as_slice() {
             [only] if only.end == scan.len => {
                 let torn = only.resumes_at.is_none() && later_empty && detail.tail_may_be_torn;
@@ -131,6 +147,7 @@ fn plan_partition(plan: &mut Plan, detail: &PartitionDetail) {
                     len: scan.len,
                     loss: loss.join("; "),
                     force: !torn,
+                    quarantine: false,
                 });
                 if torn {
                     for (later, _) in &segs[i + 1..] {
@@ -191,9 +208,15 @@ pub fn apply(plan: &Plan, force: bool, quiet: bool) -> anyhow::Result<Vec<Applie
 
 fn describe(step: &Step) -> (&'static str, PathBuf, String, bool) {
     match step {
-        Step::Truncate { seg, at, len, loss, force } => {
+        Step::Truncate { seg, at, len, loss, force, quarantine } => {
             let detail = if *force {
                 format!("cut at byte {at}: {loss} (acknowledged data lost)")
+            } else if *quarantine {
+                format!(
+                    "cut at byte {at}: a power-loss tail of {} byte(s), moved to the quarantine file {}",
+                    len - at,
+                    walk::cut_file_path(&seg.log, *at, 1).display()
+                )
             } else {
                 format!("cut at byte {at}: {} byte(s) of a torn write (never acknowledged)", len - at)
             };
@@ -214,7 +237,12 @@ fn describe(step: &Step) -> (&'static str, PathBuf, String, bool) {
 
 fn run_step(step: &Step) -> anyhow::Result<()> {
     match step {
-        Step::Truncate { seg, at, .. } => truncate(&seg.log, *at),
+        Step::Truncate { seg, at, quarantine, .. } => {
+            if *quarantine {
+                cairn_storage::quarantine_tail(&seg.log, *at)?;
+            }
+            truncate(&seg.log, *at)
+        }
         Step::CutOut { seg, keep, .. } => rewrite(&seg.log, keep),
         Step::RemoveEmpty { seg } => {
             for p in [&seg.log, &seg.index, &seg.timeindex] {

@@ -16,6 +16,9 @@ const PROBLEMS_SHOWN_MAX: usize = 100;
 pub enum Kind {
     /// A bad batch with nothing good after it in the partition: an unacknowledged write.
     TornTail,
+    /// A bad batch with good data after it in the last segment after an unclean shutdown: a
+    /// power loss tore the unsynced tail (the server cuts it at open, into a quarantine file).
+    PowerLossTail,
     /// A bad batch with good data after it: acknowledged data is unreadable.
     Corruption,
     /// A batch whose CRC matches but whose records do not decode.
@@ -34,6 +37,7 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::TornTail => "torn tail",
+            Kind::PowerLossTail => "power-loss tail",
             Kind::Corruption => "CORRUPTION",
             Kind::Records => "bad records",
             Kind::Offsets => "offsets",

@@ -3,12 +3,16 @@
 //! the time index — and report each damaged file with the byte position of the damage.
 //!
 //! What counts as damage (exit status 1): a bad batch (a *torn tail* if nothing good follows
-//! it in the partition and the server did not shut down cleanly — the rule recovery uses —
-//! else *corruption*: acknowledged data), records that do
+//! it in the partition and the server did not shut down cleanly — the rule recovery uses —;
+//! a *power-loss tail* if good data follows it but it is the first damage of the partition's
+//! last segment after an unclean shutdown: the server ends the log there, moving the rest to a
+//! quarantine file; else *corruption*: acknowledged data), records that do
 //! not decode (`--deep`), offsets going backwards, index or time-index entries that disagree
 //! with the log, and an unreadable `topic.json`. What is only noted: missing index files and
 //! leftovers of interrupted work (the server rebuilds or removes them at open), offset gaps
 //! (left by compaction or an earlier forced repair), a damaged recovery point (read as 0),
+//! quarantine files (`<segment>.log.cut-<position>`: bytes the server cut after a power loss,
+//! kept for an operator),
 //! and zeros from the last batch to the end of a log (the zero-filled space a crash leaves
 //! ahead of the active segment's data, `docs/FORMAT.md` §2.1; the server cuts it at open).
 //!
@@ -127,6 +131,18 @@ pub fn check(data_dir: &Path, opts: CheckOptions<'_>) -> anyhow::Result<(Report,
         for swap in &listing.swaps {
             report.notes.push(Note::new(swap.manifest.clone(), swap_note(swap)));
         }
+        for cut in &listing.cut_files {
+            let bytes = std::fs::metadata(&cut.path).map(|m| m.len()).unwrap_or(0);
+            report.notes.push(Note::new(
+                cut.path.clone(),
+                format!(
+                    "quarantine file: {bytes} byte(s) the server cut from segment {} at byte {} after a power loss; \
+                     not part of the log (inspect it with `cairn dump`, delete it once inspected: docs/OPERATIONS.md, \
+                     \"Quarantine files\")",
+                    cut.base, cut.position
+                ),
+            ));
+        }
         let detail = check_partition(&mut report, &topic, partition, &dir, segments, opts, &bar)?;
         details.push(detail);
     }
@@ -223,12 +239,33 @@ fn check_partition(
 }
 
 /// Reports every damaged region of a partition's logs: the last one is a torn tail when
-/// nothing good follows it anywhere in the partition, the others are corruption.
+/// nothing good follows it anywhere in the partition; after an unclean shutdown the first one
+/// of the last segment is a power-loss tail even when good data follows (the server ends the
+/// log there, keeping the rest in a quarantine file: docs/FORMAT.md §6); the others are
+/// corruption.
 fn classify_damage(report: &mut Report, detail: &PartitionDetail) {
     let segs = &detail.segments;
     for (i, (files, scan)) in segs.iter().enumerate() {
         // Empty, or only a zero-filled tail (docs/FORMAT.md §2.1): no data.
         let later_empty = segs[i + 1..].iter().all(|(_, s)| s.batches == 0 && s.damage.is_empty());
+        if let Some(d) = power_loss_tail(detail, i) {
+            report.problems.push(Problem::new(
+                Kind::PowerLossTail,
+                files.log.clone(),
+                d.start,
+                format!(
+                    "power-loss tail: {}, then valid data; the server ends the log here at open (offset {}) and \
+                     moves bytes {}..{} ({} bytes) to the quarantine file {} (`verify --repair` does the same now)",
+                    d.reason,
+                    d.lost_from,
+                    d.start,
+                    scan.len,
+                    scan.len - d.start,
+                    walk::cut_file_path(&files.log, d.start, 1).display()
+                ),
+            ));
+            continue;
+        }
         for (j, d) in scan.damage.iter().enumerate() {
             let last_in_file = j + 1 == scan.damage.len() && d.end == scan.len && d.resumes_at.is_none();
             if last_in_file && later_empty && detail.tail_may_be_torn {
@@ -254,6 +291,14 @@ fn classify_damage(report: &mut Report, detail: &PartitionDetail) {
             }
         }
     }
+}
+
+/// The first damage of segment `i` if it is a power-loss tail, as the server's open decides
+/// it: the partition's last segment, an unclean shutdown, and good data after the damage.
+pub fn power_loss_tail(detail: &PartitionDetail, i: usize) -> Option<&Damage> {
+    let (_, scan) = detail.segments.get(i)?;
+    let first = scan.damage.first()?;
+    (i + 1 == detail.segments.len() && detail.tail_may_be_torn && first.resumes_at.is_some()).then_some(first)
 }
 
 /// The data directory of a partition directory (`<data>/topics/<topic>/<p>`).
