@@ -10,7 +10,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use serde::de::DeserializeOwned;
+use serde::de::{value::MapAccessDeserializer, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -71,7 +72,54 @@ pub async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes,
     Ok(buf.freeze())
 }
 
-/// Parses a JSON body into `T`, `400 bad_request` naming what is wrong.
+/// Parses a JSON body into `T`, `400 bad_request` naming what is wrong. The body must be a
+/// JSON object (see [`Object`]).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice::<Object<T>>(bytes)
+        .map(|Object(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// A `T` that must be written as a JSON object.
+///
+/// serde's derived struct impls also accept a JSON array of the fields in declaration order
+/// (`["orders", [[0, 42]]]` for `{"topic": "orders", "offsets": [{"partition": 0, "offset": 42}]}`),
+/// which would let a body of the wrong type through as a valid request. Deserializing through
+/// `Object` asks for a map only, so an array (or anything else) is `invalid type`.
+#[derive(Debug)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// `deserialize_with` for a field holding an array of objects (each element as [`Object`]).
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of JSON objects")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(Object(t)) = seq.next_element::<Object<T>>()? {
+                out.push(t);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V(std::marker::PhantomData))
 }

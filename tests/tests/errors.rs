@@ -124,3 +124,63 @@ async fn a_barrage_of_bad_requests_leaves_the_server_and_data_intact() {
     s.restart().await;
     assert_eq!(s.read_all("safe", 1).await, after);
 }
+
+/// serde's derived structs also read a JSON array of the fields in order; the contract wants a
+/// body of the wrong type to be `400 bad_request`. Each of these used to be taken as a request
+/// (`["k", 1]` was stored as a message with key "k" and value 1), now none is, and nothing changes.
+#[tokio::test]
+async fn arrays_where_objects_belong_are_400_and_change_nothing() {
+    let s = Cairnd::start().await;
+    s.create_topic("arr", json!({"partitions": 2})).await;
+    s.produce_n("arr", 0, 2, "arr").await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("/v1/topics/arr/messages", "application/json", r#"{"messages": [["k", 1]]}"#),
+        ("/v1/topics/arr/messages", "application/json", r#"[[{"value": 1}]]"#),
+        ("/v1/topics/arr/messages", NDJSON, r#"["k", 1]"#),
+        ("/v1/groups/g/offsets", "application/json", r#"["arr", [[0, 1]]]"#),
+        ("/v1/groups/g/offsets", "application/json", r#"{"topic": "arr", "offsets": [[0, 1]]}"#),
+        ("/v1/groups/g/topics/arr/fetch", "application/json", "[]"),
+        ("/v1/groups/g/topics/arr/ack", "application/json", r#"{"messages": [[0, 0]]}"#),
+        ("/v1/groups/g/topics/arr/nack", "application/json", r#"[[[0, 0]]]"#),
+        ("/v1/groups/g/reset", "application/json", r#"{"topic": "arr", "to": {"offset": 1, "timestamp": 5}}"#),
+    ];
+    for (path, ct, body) in cases {
+        let r = s.post_raw(path, ct, *body).await;
+        assert_eq!(r.status, 400, "{path} {body}: {} {}", r.status, r.text());
+        assert_eq!(r.json()["code"], "bad_request", "{path} {body}: {}", r.text());
+    }
+    let r =
+        send(s.request(Method::PUT, "/v1/groups/g").header("content-type", "application/json").body("[\"latest\"]"))
+            .await;
+    r.expect_error(400, "bad_request");
+    // Nothing was appended, and no group came into being.
+    assert_eq!(s.end_offset("arr", 0).await + s.end_offset("arr", 1).await, 2);
+    s.get("/v1/groups/g").await.expect_error(404, "group_not_found");
+}
+
+/// Group bodies are JSON as topic bodies are: another declared type is `415`, as for
+/// `POST /v1/topics`; no `Content-Type` at all is taken as JSON.
+#[tokio::test]
+async fn group_bodies_with_a_non_json_content_type_are_415() {
+    let s = Cairnd::start().await;
+    s.create_topic("ct", json!({})).await;
+    s.produce_n("ct", 0, 1, "ct").await;
+    for path in
+        ["/v1/groups/g/topics/ct/fetch", "/v1/groups/g/topics/ct/ack", "/v1/groups/g/offsets", "/v1/groups/g/reset"]
+    {
+        s.post_raw(path, "text/plain", "{}").await.expect_error(415, "unsupported_media_type");
+    }
+    let put = send(s.request(Method::PUT, "/v1/groups/g").header("content-type", "text/plain").body("{}")).await;
+    put.expect_error(415, "unsupported_media_type");
+    s.get("/v1/groups/g").await.expect_error(404, "group_not_found");
+    // Without a Content-Type, and with the vendor JSON type, the same bodies work.
+    let r = send(s.request(Method::POST, "/v1/groups/g/topics/ct/fetch").body("{}")).await;
+    assert_eq!(r.json()["messages"].as_array().map(Vec::len), Some(1), "{}", r.text());
+    s.post_raw(
+        "/v1/groups/g/topics/ct/ack",
+        "application/vnd.cairn+json",
+        r#"{"messages": [{"partition": 0, "offset": 0}]}"#,
+    )
+    .await
+    .expect_status(204);
+}

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Object;
 use crate::json_text;
 
 /// Most messages one produce request may carry (a batch's record limit).
@@ -99,7 +100,7 @@ fn bounded_messages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<JsonMessage<'
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-            while let Some(m) = seq.next_element()? {
+            while let Some(Object(m)) = seq.next_element()? {
                 if out.len() == MESSAGES_MAX {
                     return Err(de::Error::custom(format!("more than {MESSAGES_MAX} messages in one request")));
                 }
@@ -144,7 +145,7 @@ fn empty() -> ApiError {
 
 /// Parses an `application/json` produce body.
 pub fn json(body: &[u8]) -> ApiResult<Vec<Message<'_>>> {
-    let parsed: JsonBody<'_> =
+    let Object(parsed): Object<JsonBody<'_>> =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid produce body: {e}")))?;
     if parsed.messages.is_empty() {
         return Err(empty());
@@ -162,7 +163,7 @@ pub fn ndjson(body: &[u8]) -> ApiResult<Vec<Message<'_>>> {
         if out.len() == MESSAGES_MAX {
             return Err(ApiError::bad_request(format!("more than {MESSAGES_MAX} messages in one request")));
         }
-        let m: JsonMessage<'_> = serde_json::from_slice(line)
+        let Object(m): Object<JsonMessage<'_>> = serde_json::from_slice(line)
             .map_err(|e| ApiError::bad_request(format!("line {}: invalid message: {e}", line_no + 1)))?;
         out.push(convert(m, out.len())?);
     }
@@ -218,6 +219,9 @@ mod tests {
             br#"{"messages": [{"headers": {"a": 1}}]}"#,
             br#"{"messages": [{"headers": []}]}"#,
             br#"[1, 2]"#,
+            // Arrays in place of objects (serde's structs would read them as the fields in order).
+            br#"[[{"value": 1}]]"#,
+            br#"{"messages": [["k", 1]]}"#,
         ] {
             let e = json(body).unwrap_err();
             assert_eq!(e.status().as_u16(), 400, "{}", String::from_utf8_lossy(body));

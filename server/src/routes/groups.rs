@@ -16,8 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{parse_json, read_body, ApiPath, ApiQuery};
+use crate::extract::{objects, parse_json, read_body, ApiPath, ApiQuery};
 use crate::groups::{Delivered, FetchParams, GroupConfig, MessageRef, ResetTo};
+use crate::media;
 use crate::names::check_user_name;
 use crate::read::query::Encoding;
 use crate::read::render;
@@ -34,8 +35,11 @@ pub const MESSAGE_REFS_MAX: usize = 10_000;
 /// Longest nack delay: 12 hours.
 pub const NACK_DELAY_MS_MAX: u64 = 12 * 3600 * 1000;
 
+/// A group request's JSON body (`415 unsupported_media_type` for a non-JSON `Content-Type`, as
+/// for topic bodies; no `Content-Type` is taken as JSON). With `empty_ok`, an empty body is `{}`.
 async fn json_body<T: for<'de> Deserialize<'de>>(state: &AppState, req: Request, empty_ok: bool) -> ApiResult<T> {
     let (parts, body) = req.into_parts();
+    media::require_json(&parts.headers)?;
     let bytes = read_body(&parts, body, state.settings.body_bytes_max).await?;
     if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
         return parse_json(b"{}");
@@ -83,6 +87,7 @@ struct PartitionOffset {
 #[serde(deny_unknown_fields)]
 struct CommitBody {
     topic: String,
+    #[serde(deserialize_with = "objects")]
     offsets: Vec<PartitionOffset>,
 }
 
@@ -125,7 +130,7 @@ pub async fn offsets(
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 enum ResetTarget {
     Word(String),
     Offset { offset: u64 },
@@ -247,6 +252,7 @@ struct RefBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MessagesBody {
+    #[serde(deserialize_with = "objects")]
     messages: Vec<RefBody>,
     #[serde(default)]
     ack_timeout_ms: Option<u64>,
