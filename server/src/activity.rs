@@ -2,9 +2,9 @@
 //!
 //! hyper's header read timeout covers a client that is slow to send a request head; this
 //! covers the rest (a body trickling in, a reply the client stops reading). Every successful
-//! read or write of at least one byte bumps a counter; the connection loop in `crate::serve`
-//! looks at it on its ticker ([`IdleClock`]) and closes connections whose counter has not moved
-//! for `idle_timeout_ms`. Counting instead of stamping the time keeps clock reads off the
+//! read or write of at least one byte bumps a counter; the connection's watchdog
+//! (`crate::watchdog`) looks at it on its ticker ([`IdleClock`]) and has connections whose
+//! counter has not moved for `idle_timeout_ms` closed. Counting instead of stamping the time keeps clock reads off the
 //! per-request path (a `clock_gettime` per read and per write showed up in the profile).
 
 use std::io;
@@ -39,7 +39,7 @@ impl Activity {
     }
 }
 
-/// The connection loop's view of an [`Activity`]: when its counter last changed, as seen at
+/// The watchdog's view of an [`Activity`]: when its counter last changed, as seen at
 /// the ticks (so idleness is known to within one tick).
 #[derive(Debug)]
 pub struct IdleClock {

@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod ends;
 pub mod error;
 pub mod extract;
@@ -31,6 +32,7 @@ pub mod state;
 #[cfg(test)]
 mod test_support;
 pub mod tls;
+pub mod watchdog;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -141,7 +143,7 @@ impl Server {
                 body_bytes_max: self.config.body_bytes_max,
             })
         });
-        let app = routes::router_for(routes::table(), state, auth);
+        let app = routes::dispatch_for(routes::table(), state, auth);
         let limits = self.config.connections.clone();
         serve::serve(self.listener, self.tls, app, limits, shutdown, self.config.shutdown_grace).await;
         drop(trigger);

@@ -1,6 +1,8 @@
 //! Media types: what a produce body is (`Content-Type`) and what a read reply should be
 //! (`Accept`).
 
+use std::borrow::Cow;
+
 use axum::http::{header, HeaderMap};
 
 use crate::error::{ApiError, ErrorCode};
@@ -36,9 +38,15 @@ pub enum ReplyKind {
     Records,
 }
 
-/// The `type/subtype` of a media type, lower-cased, without parameters.
-fn essence(value: &str) -> String {
-    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+/// The `type/subtype` of a media type, lower-cased, without parameters (borrowed when it is
+/// lower case already, as it nearly always is: no allocation per request).
+fn essence(value: &str) -> Cow<'_, str> {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    }
 }
 
 /// Whether a JSON body's `Content-Type` is acceptable: absent (JSON is the default) or a JSON
@@ -46,7 +54,7 @@ fn essence(value: &str) -> String {
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get(header::CONTENT_TYPE) {
         None => Ok(()),
-        Some(v) => match essence(v.to_str().unwrap_or("")).as_str() {
+        Some(v) => match essence(v.to_str().unwrap_or("")).as_ref() {
             JSON | CAIRN_JSON => Ok(()),
             other => Err(unsupported(other, "application/json")),
         },
@@ -58,7 +66,7 @@ pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     let Some(v) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyKind::Json);
     };
-    match essence(v.to_str().unwrap_or("")).as_str() {
+    match essence(v.to_str().unwrap_or("")).as_ref() {
         JSON | CAIRN_JSON => Ok(BodyKind::Json),
         NDJSON | "application/ndjson" | "application/jsonl" => Ok(BodyKind::Ndjson),
         OCTET_STREAM => Ok(BodyKind::OctetStream),
@@ -80,7 +88,7 @@ pub fn reply_kind(headers: &HeaderMap) -> ReplyKind {
     let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
     for value in accept {
         for item in value.split(',') {
-            match essence(item).as_str() {
+            match essence(item).as_ref() {
                 JSON | CAIRN_JSON => return ReplyKind::Json,
                 NDJSON | "application/ndjson" | "application/jsonl" => return ReplyKind::Ndjson,
                 EVENT_STREAM => return ReplyKind::EventStream,

@@ -17,18 +17,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::activity::{Activity, ActivityIo, IdleClock};
+use crate::activity::{Activity, ActivityIo};
 use crate::config::ConnectionLimits;
+use crate::dispatch::Dispatch;
 use crate::shutdown::Shutdown;
+use crate::watchdog::{Stop, Watchdog};
 
 /// Most headers in one request. hyper parses the head into arrays of this many entries that
 /// live on the stack up to 100 (its default); a larger limit puts two arrays (≈ 6 KiB for 128)
@@ -43,7 +43,7 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: Dispatch,
     limits: ConnectionLimits,
     shutdown: Shutdown,
     grace: Duration,
@@ -84,7 +84,7 @@ pub async fn serve(
 async fn accepted_connection(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: Dispatch,
     limits: Arc<ConnectionLimits>,
     shutdown: Shutdown,
     permit: OwnedSemaphorePermit,
@@ -110,7 +110,7 @@ async fn accepted_connection(
 async fn connection<S>(
     stream: S,
     activity: Arc<Activity>,
-    app: Router,
+    app: Dispatch,
     limits: Arc<ConnectionLimits>,
     shutdown: Shutdown,
     _permit: OwnedSemaphorePermit,
@@ -125,15 +125,9 @@ async fn connection<S>(
         .max_header_size(limits.header_bytes_max)
         .max_headers(HEADERS_MAX)
         .keep_alive(true);
-    let mut conn = builder.serve_connection(io, TowerToHyperService::new(app));
-    let check_every = (limits.idle_timeout / 4).max(Duration::from_millis(10));
-    let mut ticker = tokio::time::interval(check_every);
-    let mut idle = IdleClock::new(activity);
+    let mut conn = builder.serve_connection(io, app);
+    let mut watchdog = Watchdog::start(activity, limits.idle_timeout, shutdown);
     let mut draining = false;
-    // Created once: the loop wakes for every request, and building a fresh shutdown future
-    // each time showed up in the per-request profile.
-    let shutdown_started = shutdown.wait();
-    tokio::pin!(shutdown_started);
     loop {
         tokio::select! {
             // The connection first: it is what wakes the task almost every time.
@@ -149,19 +143,16 @@ async fn connection<S>(
                     }
                 }
             }
-            _ = &mut shutdown_started, if !draining => {
-                draining = true;
-                std::pin::Pin::new(&mut conn).graceful_shutdown();
-            }
-            _ = ticker.tick() => {
-                let idle = idle.idle_for();
-                if idle >= limits.idle_timeout {
-                    tracing::debug!("closing a connection idle for {idle:?}");
-                    return;
+            stop = std::future::poll_fn(|cx| watchdog.poll_stop(cx)) => match stop {
+                Stop::Drain => {
+                    draining = true;
+                    std::pin::Pin::new(&mut conn).graceful_shutdown();
                 }
-            }
+                Stop::Close => return,
+            },
         }
     }
+    drop(watchdog);
     linger(conn.into_parts().io.into_inner()).await;
 }
 

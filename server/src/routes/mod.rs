@@ -25,6 +25,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 
 use crate::auth::Auth;
+use crate::dispatch::Dispatch;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -61,7 +62,7 @@ pub fn table() -> Vec<RouteSpec> {
         RouteSpec::new(M::GET, "/v1/topics/{topic}", "describeTopic", topics::describe),
         RouteSpec::new(M::PATCH, "/v1/topics/{topic}", "updateTopic", topics::update),
         RouteSpec::new(M::DELETE, "/v1/topics/{topic}", "deleteTopic", topics::delete),
-        RouteSpec::new(M::POST, "/v1/topics/{topic}/messages", "produce", produce::produce),
+        RouteSpec::new(M::POST, produce::PRODUCE_PATH, "produce", produce::produce),
         RouteSpec::new(M::GET, "/v1/topics/{topic}/partitions/{p}/messages", "readMessages", read::read),
         RouteSpec::new(M::POST, "/v1/topics/{topic}/compact", "compactTopic", admin::compact),
         RouteSpec::new(M::GET, "/v1/groups", "listGroups", groups::list),
@@ -95,6 +96,19 @@ pub fn router_for(routes: Vec<RouteSpec>, state: AppState, auth: Option<Arc<Auth
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(axum::Extension(doc))
         .with_state(state)
+}
+
+/// The request service for `routes`: [`router_for`], with produce requests served directly
+/// (`crate::dispatch`) when that is the same thing: anonymous, and `routes` holds the produce
+/// route.
+pub fn dispatch_for(routes: Vec<RouteSpec>, state: AppState, auth: Option<Arc<Auth>>) -> Dispatch {
+    let direct = auth.is_none() && routes.iter().any(|r| r.operation_id == "produce");
+    let router = router_for(routes, state.clone(), auth);
+    if direct {
+        Dispatch::with_direct_produce(router, state)
+    } else {
+        Dispatch::router_only(router)
+    }
 }
 
 /// The API's router, anonymous (no tokens).

@@ -55,27 +55,32 @@ fn reply_body(offsets: &[ProducedOffset], duplicate: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(40 + offsets.len() * ENTRY_MAX);
     out.extend_from_slice(br#"{"offsets":["#);
     let mut num = itoa::Buffer::new();
-    // The messages of one batch share partition and timestamp: their text is made once per run.
-    let (mut head, mut tail) = (Vec::with_capacity(40), Vec::with_capacity(40));
+    // The messages of one batch share partition and timestamp: their text is written once per
+    // run, then copied from where it was first written (no buffers of its own to allocate).
+    let (mut head, mut tail) = (0..0, 0..0);
     let mut run = None;
     for (i, o) in offsets.iter().enumerate() {
-        if run != Some((o.partition, o.timestamp)) {
-            run = Some((o.partition, o.timestamp));
-            head.clear();
-            head.extend_from_slice(br#"{"partition":"#);
-            head.extend_from_slice(num.format(o.partition).as_bytes());
-            head.extend_from_slice(br#","offset":"#);
-            tail.clear();
-            tail.extend_from_slice(br#","timestamp":"#);
-            tail.extend_from_slice(num.format(o.timestamp).as_bytes());
-            tail.push(b'}');
-        }
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&head);
-        out.extend_from_slice(num.format(o.offset).as_bytes());
-        out.extend_from_slice(&tail);
+        if run != Some((o.partition, o.timestamp)) {
+            run = Some((o.partition, o.timestamp));
+            let start = out.len();
+            out.extend_from_slice(br#"{"partition":"#);
+            out.extend_from_slice(num.format(o.partition).as_bytes());
+            out.extend_from_slice(br#","offset":"#);
+            head = start..out.len();
+            out.extend_from_slice(num.format(o.offset).as_bytes());
+            let start = out.len();
+            out.extend_from_slice(br#","timestamp":"#);
+            out.extend_from_slice(num.format(o.timestamp).as_bytes());
+            out.push(b'}');
+            tail = start..out.len();
+        } else {
+            out.extend_from_within(head.clone());
+            out.extend_from_slice(num.format(o.offset).as_bytes());
+            out.extend_from_within(tail.clone());
+        }
     }
     out.extend_from_slice(if duplicate { br#"],"duplicate":true}"# } else { br#"],"duplicate":false}"# });
     out
@@ -102,12 +107,21 @@ async fn plan(
     blocking(move || produce::plan(kind, body, &opts, &shape, &state.round_robin)).await
 }
 
-/// The produce handler.
+/// The produce route's path template (its label in the request metrics).
+pub const PRODUCE_PATH: &str = "/v1/topics/{topic}/messages";
+
+/// The produce handler, as the router calls it.
 pub async fn produce(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     request: Request,
 ) -> ApiResult<Response> {
+    produce_to(&state, name, request).await
+}
+
+/// Produces the request's body to topic `name` (the path's decoded `{topic}`): the produce
+/// handler proper, also called directly by `crate::dispatch`.
+pub async fn produce_to(state: &AppState, name: String, request: Request) -> ApiResult<Response> {
     let (parts, body): (_, Body) = request.into_parts();
     let kind = media::body_kind(&parts.headers)?;
     let opts = options(&parts.headers)?;
@@ -136,18 +150,18 @@ pub async fn produce(
         // The body is moved into the plan: a raw batch then becomes the appended buffer
         // without a copy.
         Some(t) => {
-            let plan = plan(&state, kind, body, &opts, &TopicShape::of(&t)).await?;
+            let plan = plan(state, kind, body, &opts, &TopicShape::of(&t)).await?;
             (t, plan)
         }
         None => {
             // The whole request is checked before a missing topic is created.
             let shape = TopicShape::defaults(&name);
-            let mut plan = plan(&state, kind, body.clone(), &opts, &shape).await?;
+            let mut plan = plan(state, kind, body.clone(), &opts, &shape).await?;
             let t = state.create_for_produce(&name).await?;
             let actual = TopicShape::of(&t);
             if actual != shape {
                 // Created concurrently with another configuration: check again against it.
-                plan = self::plan(&state, kind, body, &opts, &actual).await?;
+                plan = self::plan(state, kind, body, &opts, &actual).await?;
             }
             (t, plan)
         }
