@@ -74,6 +74,47 @@ async fn a_torn_tail_after_sigkill_is_cut_and_acknowledged_data_stays() {
     assert_eq!(s.read("torn", 0, "offset=40").await["messages"][1]["value"], json!("after-1"));
 }
 
+/// A power loss (simulated after a SIGKILL: docs/FORMAT.md §6) that left the last, unsynced
+/// write run torn out of order: its first batch's page never written (zeros), later batches
+/// persisted. `cairnd` starts (it used to refuse), keeps every acknowledged message, moves the
+/// cut bytes to a quarantine file, says so in its log, and appends go on at the next offset.
+#[tokio::test]
+async fn a_power_loss_tail_after_a_crash_is_quarantined_and_cairnd_starts() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("pl", json!({})).await;
+    let offs = s.produce_n("pl", 0, 40, "t").await;
+    assert_eq!(offs, (0..40).collect::<Vec<_>>());
+    s.sigkill().await;
+    let part = s.data_dir().join("topics").join("pl").join("0");
+    let active = part.join(format!("{}.log", cairn_storage::segment_stem(0)));
+    let mut log = cairn_storage::inspect::LogFile::open(&active).unwrap();
+    let scan = cairn_storage::inspect::scan_segment(&mut log, 0, false, |_, _, _| {}).unwrap();
+    assert_eq!((scan.next_offset, scan.damage.len()), (40, 0));
+    // The in-flight run: offsets 40..46 written after the data, then the first one's header zeroed.
+    let end = scan.good_len;
+    let mut run = Vec::new();
+    for offset in 40..46u64 {
+        let mut b = cairn_storage::BatchBuilder::new();
+        b.push(None, Some(format!("\"unacked-{offset}\"").as_bytes()), []);
+        run.extend(b.finish(offset, now_ms()).unwrap());
+    }
+    run[..60].fill(0);
+    let f = std::fs::OpenOptions::new().write(true).open(&active).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &run, end).unwrap();
+    drop(f);
+    s.start_again().await;
+    let acked: Vec<Acked> = (0..40).map(|i| Acked::value_only(0, i, format!("\"t-{i}\""))).collect();
+    let ends = verify_acked(&s, "pl", 1, &acked).await;
+    assert_eq!(ends, vec![40], "the log ends at the damaged batch");
+    let quarantine = cairn_storage::inspect::cut_file_path(&active, end, 1);
+    let kept = std::fs::read(&quarantine).expect("the quarantine file");
+    assert_eq!(kept[..run.len()], run[..], "the cut bytes are kept (zero-filled space may follow)");
+    assert!(s.logs().contains("power-loss tail"), "logged: {}", s.logs());
+    let next = s.produce_n("pl", 0, 2, "after").await;
+    assert_eq!(next, vec![40, 41]);
+    assert_eq!(s.read("pl", 0, "offset=40").await["messages"][1]["value"], json!("after-1"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_interval_topics_survive_a_process_crash() {
     // `sync: {"interval_ms": N}` replies once the write reaches the OS: a process crash
