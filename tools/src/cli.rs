@@ -23,6 +23,7 @@ const AFTER_HELP: &str = "Examples:
   echo '{\"id\": 1}' | cairn produce orders --key user-42
   cairn consume orders --from earliest --follow
   cairn consume orders --group billing --max-messages 10
+  cairn tail orders --from latest
   cairn groups describe billing
   cairn bench --messages 100000 --size 256 --batch 100 --connections 4
   cairn verify --data-dir ./data
@@ -78,6 +79,12 @@ pub enum Command {
   cairn consume orders --from latest --follow live tail over server-sent events
   cairn consume orders --group billing        lease, print and acknowledge")]
     Consume(ConsumeArgs),
+    /// Follow a topic: `consume --follow`, with the same flags (new messages as they arrive).
+    #[command(after_help = "Examples:
+  cairn tail orders                           everything stored, then each new message
+  cairn tail orders --from latest             only new messages
+  cairn tail orders --group billing           lease, print and acknowledge, waiting for more")]
+    Tail(ConsumeArgs),
     /// Consumer groups: list, describe, reset, delete.
     #[command(
         subcommand,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
 use common::server::Server;
@@ -133,6 +133,33 @@ fn online_commands_against_cairnd() {
     ok(&server, &["topics", "delete", "orders"]);
     let list = json(&server, &["topics", "list"]);
     assert!(!list["topics"].as_array().unwrap().iter().any(|t| t["name"] == "orders"), "{list}");
+}
+
+/// `cairn tail` (the contract's "consume/tail") is `consume --follow`: it prints what is stored,
+/// then keeps printing new messages instead of exiting at the end.
+#[test]
+fn tail_follows_a_topic() {
+    let server = Server::start();
+    ok(&server, &["topics", "create", "live"]);
+    ok(&server, &["produce", "live", "one"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--json", "tail", "live", "--max-messages", "3"])
+        .env("CAIRN_URL", &server.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn tail");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first: Value = serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("NDJSON");
+    assert_eq!(first["offset"], 0, "{first}");
+    // The stored message is printed; the tail is still running and gets the next ones.
+    ok(&server, &["produce", "live", "two", "three"]);
+    let rest: Vec<Value> = lines.map(|l| serde_json::from_str(&l.expect("read")).expect("NDJSON")).collect();
+    let status = child.wait().expect("wait cairn tail");
+    assert_eq!(status.code(), Some(0));
+    let offsets: Vec<u64> = rest.iter().map(|m| m["offset"].as_u64().expect("offset")).collect();
+    assert_eq!(offsets, [1, 2], "{rest:?}");
 }
 
 #[test]

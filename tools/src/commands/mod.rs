@@ -11,7 +11,7 @@ mod produce;
 mod topics;
 
 use crate::api::Api;
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConsumeArgs};
 use crate::offline;
 use crate::outcome::Outcome;
 
@@ -35,6 +35,7 @@ async fn online(api: Api, command: Command, json: bool) -> anyhow::Result<Outcom
         Command::Topics(cmd) => topics::run(&api, cmd, json).await,
         Command::Produce(args) => produce::run(&api, args, json).await,
         Command::Consume(args) => consume::run(&api, args, json).await,
+        Command::Tail(args) => consume::run(&api, ConsumeArgs { follow: true, ..args }, json).await,
         Command::Groups(cmd) => groups::run(&api, cmd, json).await,
         Command::Compact(args) => compact::run_online(&api, &args, json).await,
         Command::Bench(args) => bench::run(&api, args, json).await,
