@@ -62,10 +62,50 @@ struct RequestKey {
     status: u16,
 }
 
+/// A fast hasher for small keys made of static labels (the Fx hash of rustc: a rotate, a xor
+/// and a multiply per 8 bytes). The keys are never chosen by clients (route templates of the
+/// route table, a bounded set of methods, status codes), so the flooding resistance of the
+/// standard SipHash buys nothing, and SipHash was 1 % of a single-message produce.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LabelHasher(u64);
+
+impl std::hash::Hasher for LabelHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`LabelHasher`]s.
+pub type LabelHashing = std::hash::BuildHasherDefault<LabelHasher>;
+
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: RwLock<HashMap<RequestKey, AtomicU64>>,
+    requests: RwLock<HashMap<RequestKey, AtomicU64, LabelHashing>>,
     pub produce_messages: AtomicU64,
     pub produce_bytes: AtomicU64,
     pub produce_duplicates: AtomicU64,

@@ -135,7 +135,8 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
 /// The route table's template for a matched path (`unmatched` for one not in [`table`]), as a
 /// static string so that counting a request allocates nothing.
 fn route_label(matched: &str) -> &'static str {
-    static PATHS: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    type Paths = std::collections::HashSet<&'static str, crate::metrics::LabelHashing>;
+    static PATHS: std::sync::OnceLock<Paths> = std::sync::OnceLock::new();
     let paths = PATHS.get_or_init(|| table().iter().map(|r| r.path).collect());
     paths.get(matched).copied().unwrap_or("unmatched")
 }
