@@ -82,22 +82,40 @@ fn unsupported(got: &str, want: &str) -> ApiError {
     ApiError::new(ErrorCode::UnsupportedMediaType, format!("unsupported content type {got:?}: use {want}"))
 }
 
-/// The reply format a read asked for: the first type of `Accept` that we serve, in the
-/// client's order (q-values are not weighed); JSON by default.
+/// The reply format a read asked for: of the types in `Accept` that we serve, the one with
+/// the highest `q` (ties: the first listed; `q=0` means "not this one"); a wildcard
+/// (`*/*`, `application/*`) stands for JSON and loses ties to a named type. JSON by default,
+/// also when nothing listed is served.
 pub fn reply_kind(headers: &HeaderMap) -> ReplyKind {
+    // (q in thousandths, named type, kind); the best so far.
+    let mut best: Option<(u16, bool, ReplyKind)> = None;
     let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
-    for value in accept {
-        for item in value.split(',') {
-            match essence(item).as_ref() {
-                JSON | CAIRN_JSON => return ReplyKind::Json,
-                NDJSON | "application/ndjson" | "application/jsonl" => return ReplyKind::Ndjson,
-                EVENT_STREAM => return ReplyKind::EventStream,
-                RECORDS => return ReplyKind::Records,
-                _ => {}
-            }
+    for item in accept.flat_map(|v| v.split(',')) {
+        let (named, kind) = match essence(item).as_ref() {
+            JSON | CAIRN_JSON => (true, ReplyKind::Json),
+            NDJSON | "application/ndjson" | "application/jsonl" => (true, ReplyKind::Ndjson),
+            EVENT_STREAM => (true, ReplyKind::EventStream),
+            RECORDS => (true, ReplyKind::Records),
+            "*/*" | "application/*" => (false, ReplyKind::Json),
+            _ => continue,
+        };
+        let q = quality(item);
+        if q > 0 && best.is_none_or(|(bq, bnamed, _)| q > bq || (q == bq && named && !bnamed)) {
+            best = Some((q, named, kind));
         }
     }
-    ReplyKind::Json
+    best.map_or(ReplyKind::Json, |(_, _, kind)| kind)
+}
+
+/// The `q` parameter of one `Accept` item in thousandths (1000 when absent or unreadable).
+fn quality(item: &str) -> u16 {
+    item.split(';')
+        .skip(1)
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+        .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+        .filter(|q| (0.0..=1.0).contains(q))
+        .map_or(1000, |q| (q * 1000.0).round() as u16)
 }
 
 #[cfg(test)]
@@ -129,5 +147,20 @@ mod tests {
         assert_eq!(reply_kind(&with(header::ACCEPT, "text/event-stream")), ReplyKind::EventStream);
         assert_eq!(reply_kind(&with(header::ACCEPT, "text/html, application/x-ndjson;q=0.9")), ReplyKind::Ndjson);
         assert_eq!(reply_kind(&with(header::ACCEPT, RECORDS)), ReplyKind::Records);
+        // q-values are weighed; q=0 refuses a type; named types win ties over wildcards.
+        let ndjson_low = "application/x-ndjson;q=0.1, application/json";
+        assert_eq!(reply_kind(&with(header::ACCEPT, ndjson_low)), ReplyKind::Json);
+        assert_eq!(
+            reply_kind(&with(header::ACCEPT, "application/json;q=0.5, text/event-stream")),
+            ReplyKind::EventStream
+        );
+        assert_eq!(
+            reply_kind(&with(header::ACCEPT, "text/event-stream;q=0, application/x-ndjson;q=0.2")),
+            ReplyKind::Ndjson
+        );
+        assert_eq!(reply_kind(&with(header::ACCEPT, "*/*, application/x-ndjson")), ReplyKind::Ndjson);
+        assert_eq!(reply_kind(&with(header::ACCEPT, "application/x-ndjson;q=0.5, */*")), ReplyKind::Json);
+        assert_eq!(reply_kind(&with(header::ACCEPT, "text/event-stream;q=0")), ReplyKind::Json);
+        assert_eq!(reply_kind(&with(header::ACCEPT, "application/x-ndjson; Q=1.0 ; charset=utf-8")), ReplyKind::Ndjson);
     }
 }

@@ -221,6 +221,26 @@ async fn ndjson_reply_with_offset_headers() {
     assert_eq!(r.header_u64("Cairn-End-Offset"), 6);
 }
 
+/// `Accept` is negotiated by q-value: a type the client ranks lower is not chosen because it
+/// comes first, and `q=0` refuses a type.
+#[tokio::test]
+async fn accept_q_values_choose_the_reply_format() {
+    let s = Cairnd::start().await;
+    s.create_topic("neg", json!({})).await;
+    fill(&s, "neg", 2, 2).await;
+    let cases = [
+        ("application/x-ndjson;q=0.1, application/json", "application/json"),
+        ("application/json;q=0.5, application/x-ndjson", NDJSON),
+        ("application/x-ndjson;q=0, */*;q=0.1", "application/json"),
+        ("*/*, application/x-ndjson", NDJSON),
+    ];
+    for (accept, want) in cases {
+        let r = send(s.request(reqwest::Method::GET, &read_path("neg", 0, "")).header("accept", accept)).await;
+        r.expect_status(200);
+        assert_eq!(r.media_type(), want, "Accept: {accept}");
+    }
+}
+
 #[tokio::test]
 async fn raw_records_replay() {
     let s = Cairnd::start().await;
