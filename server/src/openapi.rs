@@ -290,6 +290,7 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             if !params.is_empty() {
                 o.insert("parameters".into(), Value::Array(params));
             }
+            body_errors(o);
             secure(o, access(&r.method, r.path).unwrap_or(Access::Admin));
         }
         let item = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
@@ -306,6 +307,18 @@ pub fn document(routes: &[RouteSpec]) -> Value {
             "description": "A token from the server's [[auth.tokens]] (stored there as its SHA-256). Servers without tokens ignore it."}}},
         "security": [{"bearerAuth": []}, {}]
     })
+}
+
+/// An operation that takes a request body may also answer `413 payload_too_large` (over
+/// `body_bytes_max`) and `415 unsupported_media_type` (a `Content-Type` it does not read).
+fn body_errors(op: &mut Map<String, Value>) {
+    if !op.contains_key("requestBody") {
+        return;
+    }
+    if let Some(Value::Object(responses)) = op.get_mut("responses") {
+        responses.entry("413").or_insert_with(|| error_response("`payload_too_large`"));
+        responses.entry("415").or_insert_with(|| error_response("`unsupported_media_type`"));
+    }
 }
 
 /// Marks an operation open (`security: []`) or adds its `401` and `403` replies.
@@ -376,6 +389,21 @@ mod tests {
         assert!(produce.get("401").is_some() && produce.get("403").is_some());
         let topic = &doc["paths"]["/v1/topics/{topic}"]["get"]["parameters"][0]["schema"];
         assert_eq!(topic["pattern"], NAME_PATTERN);
+    }
+
+    #[test]
+    fn every_operation_with_a_body_documents_413_and_415() {
+        let doc = document(&routes::table());
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if op.get("requestBody").is_some() {
+                    for status in ["413", "415"] {
+                        assert!(op["responses"].get(status).is_some(), "{method} {path} lacks {status}");
+                    }
+                }
+            }
+        }
+        assert!(doc["paths"]["/v1/groups/{group}/topics/{topic}/ack"]["post"]["responses"].get("415").is_some());
     }
 
     #[test]
