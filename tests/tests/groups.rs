@@ -178,6 +178,33 @@ async fn max_deliveries_and_reject_dead_letter_with_origin_headers() {
     assert_eq!(d["partitions"][0]["committed"], json!(2), "dead-lettered messages are done: {d}");
 }
 
+/// A message whose last allowed lease expires is dead-lettered then, without another fetch by
+/// anyone (it used to wait for the group's next fetch from the topic, and to count as in
+/// flight until then).
+#[tokio::test]
+async fn a_last_lease_that_expires_is_dead_lettered_without_another_fetch() {
+    let s = Cairnd::start().await;
+    let put = send(
+        s.request(reqwest::Method::PUT, "/v1/groups/g").json(&json!({"max_deliveries": 1, "ack_timeout_ms": 200})),
+    )
+    .await;
+    put.expect_status(200);
+    s.create_topic("exp", json!({})).await;
+    s.create_topic("exp.dlq", json!({})).await;
+    s.produce("exp", json!([{"key": "k", "value": "v"}])).await;
+    let got = fetch(&s, "g", "exp", json!({})).await;
+    assert_eq!(ids(&got), vec![(0, 0)]);
+    // Nobody fetches again: the dead-letter topic gets the message when the lease expires.
+    let dead = s.read("exp.dlq", 0, "wait_ms=20000").await;
+    let dead = dead["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((dead[0]["key"].clone(), dead[0]["value"].clone()), (json!("k"), json!("v")));
+    assert_eq!(dead[0]["headers"]["cairn-deliveries"], json!("1"));
+    // The expired lease is no longer in flight.
+    let offsets = s.get("/v1/groups/g/offsets?topic=exp").await.json();
+    assert_eq!(offsets["offsets"][0]["in_flight"], json!(0), "{offsets}");
+}
+
 #[tokio::test]
 async fn default_dead_letter_topic_is_topic_dot_dlq() {
     let s = Cairnd::start().await;

@@ -19,6 +19,7 @@ use super::config::{GroupConfig, StartAt};
 use super::cursor::{Cursor, IN_FLIGHT_MAX_DEFAULT};
 use super::error::GroupError;
 use super::journal::{self, Entry, GroupState, Snapshot, JOURNAL_SEGMENT_BYTES, JOURNAL_TOPIC, SNAPSHOT_EVERY_RECORDS};
+use super::reaper::{self, Reaper};
 use super::view::{GroupSummary, GroupView, OffsetView, PartitionView, TopicView};
 
 /// A journal append in flight: resolves once the record is durable.
@@ -66,6 +67,8 @@ pub struct GroupEngine {
     pub(crate) rotate: AtomicUsize,
     /// Self, for the snapshot thread.
     me: std::sync::Weak<GroupEngine>,
+    /// Wakes the lease reaper thread when leases fall due.
+    pub(crate) reaper: Arc<Reaper>,
 }
 
 fn storage_err(e: impl Into<cairn_storage::Error>) -> GroupError {
@@ -105,7 +108,8 @@ impl GroupEngine {
             .into_iter()
             .map(|(name, state)| (name, Arc::new(GroupEntry { state: Mutex::new(state), notify: Notify::new() })))
             .collect();
-        Ok(Arc::new_cyclic(|me| GroupEngine {
+        let reaper = Arc::new(Reaper::default());
+        let engine = Arc::new_cyclic(|me| GroupEngine {
             me: me.clone(),
             catalog,
             data_dir: data_dir.to_path_buf(),
@@ -116,7 +120,10 @@ impl GroupEngine {
             topic_wakers: Mutex::new(HashMap::new()),
             in_flight_max: IN_FLIGHT_MAX_DEFAULT,
             rotate: AtomicUsize::new(0),
-        }))
+            reaper: Arc::clone(&reaper),
+        });
+        reaper::spawn(Arc::downgrade(&engine), reaper);
+        Ok(engine)
     }
 
     /// The group, if it exists.
@@ -125,7 +132,7 @@ impl GroupEngine {
     }
 
     /// Every group, taken out of the map so each can be locked in turn without holding it.
-    fn entries(&self) -> Vec<(String, Arc<GroupEntry>)> {
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<GroupEntry>)> {
         let groups = self.groups.read().unwrap_or_else(|p| p.into_inner());
         groups.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
     }

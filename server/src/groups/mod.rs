@@ -7,6 +7,7 @@
 //!   bounds it.
 //! - [`engine`]: all groups, durability, cursor-style operations.
 //! - [`queue`]: fetch / ack / nack / extend / reject and dead letters.
+//! - [`reaper`]: the thread that ends leases when they expire (and dead-letters).
 //! - [`view`]: the shapes returned to the API.
 
 pub mod config;
@@ -15,6 +16,7 @@ mod engine;
 mod error;
 pub mod journal;
 mod queue;
+mod reaper;
 pub mod view;
 
 pub use config::GroupConfig;

@@ -168,6 +168,9 @@ impl GroupEngine {
             }
         }
         out.next_due = g.cursors.values().filter_map(Cursor::next_due).min();
+        if let Some(due) = out.next_due {
+            self.reaper.due_at(due);
+        }
         Ok(Some(out))
     }
 
@@ -362,6 +365,47 @@ impl GroupEngine {
         }
         Self::durable(pending).await?;
         self.dead_letter_async(group, dead).await
+    }
+
+    /// Ends every lease and nack delay due at `now` in every group (the reaper's run):
+    /// expired messages become eligible again, and those out of deliveries are
+    /// dead-lettered, as a fetch would do. Tells the reaper when the next ones fall due.
+    pub(crate) fn reap(&self, now: Instant) {
+        for (name, entry) in self.entries() {
+            let mut dead = Vec::new();
+            let next_due = {
+                let mut g = entry.lock();
+                let max = g.config.max_deliveries;
+                for ((topic, partition), cursor) in g.cursors.iter_mut() {
+                    if cursor.next_due().is_none_or(|d| d > now) {
+                        continue;
+                    }
+                    let expired = cursor.expire(now, max);
+                    let part = self.catalog.topic(topic).and_then(|t| t.partition(*partition));
+                    for (offset, n) in expired.dead {
+                        match &part {
+                            Some(part) => {
+                                let reason = format!("lease expired after {n} deliveries (max_deliveries {max})");
+                                dead.push(DeadJob { part: part.clone(), offset, deliveries: n, reason });
+                            }
+                            // The topic went away: nothing to dead-letter.
+                            None => cursor.dead_letter_failed(offset),
+                        }
+                    }
+                }
+                g.cursors.values().filter_map(Cursor::next_due).min()
+            };
+            if let Some(due) = next_due {
+                self.reaper.due_at(due);
+            }
+            entry.notify.notify_waiters();
+            if dead.is_empty() || !self.get(&name).is_some_and(|current| Arc::ptr_eq(&current, &entry)) {
+                continue;
+            }
+            if let Err(e) = self.dead_letter(&name, dead) {
+                tracing::warn!(group = %name, "dead-lettering expired leases failed (they are delivered again): {e}");
+            }
+        }
     }
 
     async fn dead_letter_async(self: &Arc<Self>, group: &str, dead: Vec<DeadJob>) -> Result<(), GroupError> {
