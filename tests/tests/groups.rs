@@ -205,6 +205,36 @@ async fn a_last_lease_that_expires_is_dead_lettered_without_another_fetch() {
     assert_eq!(offsets["offsets"][0]["in_flight"], json!(0), "{offsets}");
 }
 
+/// Deleting a topic makes every group forget it (durably): a topic created again under the
+/// name is consumed from the start, not from the old topic's committed offset or leases
+/// (they used to survive: a commit at 3 hid the new topic's first messages).
+#[tokio::test]
+async fn a_deleted_and_recreated_topic_is_new_to_every_group() {
+    let mut s = Cairnd::start().await;
+    s.create_topic("again", json!({})).await;
+    s.produce_n("again", 0, 3, "old").await;
+    let commit = json!({"topic": "again", "offsets": [{"partition": 0, "offset": 3}]});
+    s.post_json("/v1/groups/cursor/offsets", &commit).await.expect_status(200);
+    assert_eq!(ids(&fetch(&s, "queue", "again", json!({"max_messages": 2})).await), vec![(0, 0), (0, 1)]);
+    s.delete("/v1/topics/again").await.expect_status(204);
+    s.create_topic("again", json!({})).await;
+    s.produce_n("again", 0, 1, "new").await;
+    for restarted in [false, true] {
+        if restarted {
+            s.restart().await;
+        }
+        let offsets = s.get("/v1/groups/cursor/offsets?topic=again").await.json();
+        assert_eq!(
+            (offsets["offsets"][0]["offset"].clone(), offsets["offsets"][0]["lag"].clone()),
+            (json!(0), json!(1))
+        );
+        let read = s.read("again", 0, "group=cursor").await;
+        assert_eq!(read["messages"][0]["value"], json!("new-0"), "restarted: {restarted}: {read}");
+    }
+    let got = fetch(&s, "queue", "again", json!({})).await;
+    assert_eq!((ids(&got), got[0]["delivery"].clone()), (vec![(0, 0)], json!(1)), "{got:?}");
+}
+
 #[tokio::test]
 async fn default_dead_letter_topic_is_topic_dot_dlq() {
     let s = Cairnd::start().await;

@@ -373,6 +373,26 @@ impl GroupEngine {
         Self::durable(pending).await
     }
 
+    /// `topic` was deleted: every group forgets its positions, acks and leases there
+    /// (durably), as Kafka drops the committed offsets of a deleted topic. A topic created
+    /// again under the name is new to every group.
+    pub async fn forget_topic(&self, topic: &str) -> Result<(), GroupError> {
+        let mut pending = Vec::new();
+        for (name, entry) in self.entries() {
+            {
+                let mut g = entry.lock();
+                if !g.cursors.keys().any(|(t, _)| t == topic) {
+                    continue;
+                }
+                let e = Entry::ForgetTopic { group: name, topic: topic.to_string() };
+                g.apply(&e);
+                pending.push(self.record(&e));
+            }
+            entry.notify.notify_waiters();
+        }
+        Self::durable(pending).await
+    }
+
     /// `POST /v1/groups/{group}/offsets`: commits; durable before returning.
     pub async fn commit(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<(), GroupError> {
         let t = self.topic(topic)?;

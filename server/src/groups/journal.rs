@@ -46,6 +46,9 @@ pub enum Entry {
     Reset { group: String, topic: String, partition: u32, offset: u64 },
     /// The group was deleted.
     Delete { group: String },
+    /// `topic` was deleted: the group's cursors in it are dropped (a topic created again
+    /// under the name starts from the group's `start`, not from the old topic's offsets).
+    ForgetTopic { group: String, topic: String },
 }
 
 impl Entry {
@@ -56,7 +59,8 @@ impl Entry {
             | Entry::Ack { group, .. }
             | Entry::Commit { group, .. }
             | Entry::Reset { group, .. }
-            | Entry::Delete { group } => group,
+            | Entry::Delete { group }
+            | Entry::ForgetTopic { group, .. } => group,
         }
     }
 }
@@ -65,7 +69,8 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub struct GroupState {
     pub config: GroupConfig,
-    /// Set by `PUT`; a group is also known once it has a cursor.
+    /// Set by `PUT`, and when a deleted topic takes cursors away; a group is also known
+    /// once it has a cursor.
     pub configured: bool,
     pub cursors: BTreeMap<(String, u32), Cursor>,
 }
@@ -88,6 +93,11 @@ impl GroupState {
                 self.cursor_mut(topic, *partition, *offset).commit(*offset)
             }
             Entry::Reset { topic, partition, offset, .. } => self.cursor_mut(topic, *partition, *offset).reset(*offset),
+            Entry::ForgetTopic { topic, .. } => {
+                self.cursors.retain(|(t, _), _| t != topic);
+                // The group was in use: it stays known with no cursor left.
+                self.configured = true;
+            }
             Entry::Delete { .. } => {}
         }
     }

@@ -161,6 +161,10 @@ pub async fn delete(State(state): State<AppState>, ApiPath(name): ApiPath<String
     blocking(move || catalog.delete_topic(&owned).map_err(ApiError::from)).await?;
     state.ends.forget_topic(&name);
     state.idempotency.forget_topic(&name);
+    if let Err(e) = state.groups.forget_topic(&name).await {
+        // The topic is gone either way; only the groups' record of forgetting it failed.
+        tracing::warn!(topic = %name, "groups could not durably forget the deleted topic: {e}");
+    }
     tracing::info!(topic = %name, "topic deleted");
     Ok(StatusCode::NO_CONTENT)
 }
