@@ -8,7 +8,8 @@
 //! keepalive period (10 s; the contract asks for at least every 15 s). A comment is also
 //! sent at once when there is nothing to send yet, so the client gets the response head
 //! without waiting. A read failure mid-stream (for example retention removing the position,
-//! or a corrupt batch) ends the stream with one `event: error` carrying the error JSON.
+//! or a corrupt batch) ends the stream with one `event: error` carrying the error JSON; so
+//! does the deletion of the topic (`topic_not_found`).
 
 use std::convert::Infallible;
 
@@ -20,7 +21,8 @@ use cairn_storage::PartitionLog;
 use futures_util::stream;
 use tokio::sync::watch;
 
-use crate::error::ApiError;
+use crate::ends::TOPIC_DELETED;
+use crate::error::{ApiError, ErrorCode};
 use crate::media;
 use crate::read::blocking;
 use crate::read::collect::{collect, Framing, Limits};
@@ -67,7 +69,11 @@ impl Follow {
             if self.state.shutdown.is_triggered() {
                 return None;
             }
-            self.ends.borrow_and_update();
+            if *self.ends.borrow_and_update() == TOPIC_DELETED {
+                self.finished = true;
+                let gone = ApiError::new(ErrorCode::TopicNotFound, format!("topic {} was deleted", self.log.topic()));
+                return Some(error_event(&gone));
+            }
             if self.log.end_offset() > self.next_offset {
                 match self.read().await {
                     Ok(Some(events)) => return Some(events),

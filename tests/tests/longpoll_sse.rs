@@ -183,3 +183,37 @@ async fn sse_sends_keepalive_comments_while_idle() {
     })
     .await;
 }
+
+/// Deleting the topic ends its event streams (with an `error` event naming
+/// `topic_not_found`) and answers its long-polls with `404`, instead of leaving them attached
+/// to a log that will never grow again (the stream used to send keepalives forever).
+#[tokio::test]
+async fn deleting_the_topic_ends_its_event_streams_and_long_polls() {
+    let s = Cairnd::start().await;
+    s.create_topic("gone", json!({})).await;
+    s.produce_n("gone", 0, 1, "g").await;
+    let mut sse = open_sse(&s, "gone", 0, "", None).await;
+    assert_eq!(next_message(&mut sse).await.0, 0);
+    let client = s.client().clone();
+    let url = s.url(&read_path("gone", 0, "offset=1&wait_ms=30000"));
+    let poll = tokio::spawn(async move { send(client.get(url)).await });
+    // The poll is registered once a request on another connection has been served (not a
+    // guarantee; if the delete comes first, the poll gets the same 404).
+    s.get("/v1/health").await.expect_status(200);
+    s.delete("/v1/topics/gone").await.expect_status(204);
+    let ended = within(EARLY, async {
+        let ev = sse.next_event().await;
+        (ev, sse.next_event().await)
+    })
+    .await;
+    match ended {
+        (Some(ev), None) => {
+            assert_eq!(ev.event.as_deref(), Some("error"), "{ev:?}");
+            assert!(ev.data.contains("topic_not_found"), "{ev:?}");
+        }
+        other => panic!("expected one error event and the end of the stream, got {other:?}"),
+    }
+    // The waiting poll answers 404 at once (it used to wait out its 30 s and then fail with
+    // 500 internal, reading the deleted files).
+    within(EARLY, poll).await.unwrap().expect_error(404, "topic_not_found");
+}

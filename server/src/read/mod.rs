@@ -44,11 +44,15 @@ pub async fn start_offset(state: &State, log: &PartitionLog, start: &Start, resu
 }
 
 /// Long-poll: waits until `min_messages` offsets are available from `from`, the query's
-/// `wait_ms` passes, or shutdown starts. Returns at once when `wait_ms` is 0.
-pub async fn wait_for_messages(state: &State, log: &PartitionLog, from: u64, q: &ReadQuery) {
+/// `wait_ms` passes, or shutdown starts. Returns at once when `wait_ms` is 0;
+/// `404 topic_not_found` if the topic is deleted while it waits.
+pub async fn wait_for_messages(state: &State, log: &PartitionLog, from: u64, q: &ReadQuery) -> ApiResult<()> {
     if q.wait.is_zero() {
-        return;
+        return Ok(());
     }
     let target = from.saturating_add(q.min_messages);
-    state.ends.wait_for_end(log, target, Instant::now() + q.wait, &state.shutdown).await;
+    match state.ends.wait_for_end(log, target, Instant::now() + q.wait, &state.shutdown).await {
+        Some(_) => Ok(()),
+        None => Err(cairn_storage::Error::TopicNotFound(log.topic().to_string()).into()),
+    }
 }

@@ -69,7 +69,7 @@ pub async fn read(
     if kind == ReplyKind::EventStream {
         return Ok(sse::response(state, log, from, query));
     }
-    wait_for_messages(&state, &log, from, &query).await;
+    wait_for_messages(&state, &log, from, &query).await?;
     let limits = Limits { max_messages: query.max_messages, max_bytes: query.max_bytes };
     if kind == ReplyKind::Records {
         let r = blocking(move || collect_raw(&log, from, limits)).await?;
