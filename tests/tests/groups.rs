@@ -235,6 +235,22 @@ async fn a_deleted_and_recreated_topic_is_new_to_every_group() {
     assert_eq!((ids(&got), got[0]["delivery"].clone()), (vec![(0, 0)], json!(1)), "{got:?}");
 }
 
+/// A fetch waiting on a topic that is deleted answers `404 topic_not_found` (it failed with
+/// `500 internal`, reading the deleted files).
+#[tokio::test]
+async fn a_fetch_waiting_on_a_deleted_topic_is_404() {
+    let s = Cairnd::start().await;
+    s.create_topic("vanish", json!({})).await;
+    s.produce_n("vanish", 0, 1, "v").await;
+    assert_eq!(fetch(&s, "g", "vanish", json!({})).await.len(), 1);
+    let client = s.client().clone();
+    let url = s.url("/v1/groups/g/topics/vanish/fetch");
+    let waiting = tokio::spawn(async move { send(client.post(url).json(&json!({"wait_ms": 30000}))).await });
+    s.get("/v1/health").await.expect_status(200);
+    s.delete("/v1/topics/vanish").await.expect_status(204);
+    within(Duration::from_secs(20), waiting).await.unwrap().expect_error(404, "topic_not_found");
+}
+
 #[tokio::test]
 async fn default_dead_letter_topic_is_topic_dot_dlq() {
     let s = Cairnd::start().await;

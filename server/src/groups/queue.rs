@@ -96,6 +96,10 @@ impl GroupEngine {
         let topic_notify = self.topic_notify(&t);
         let deadline = tokio::time::Instant::now() + params.wait;
         loop {
+            // Deleted (or deleted and created again) while this fetch waited: its files are gone.
+            if !self.catalog.topic(topic).is_some_and(|current| Arc::ptr_eq(&current, &t)) {
+                return Err(GroupError::TopicNotFound(topic.to_string()));
+            }
             let new_messages = topic_notify.notified();
             let group_change = entry.notify.notified();
             tokio::pin!(new_messages, group_change);
