@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod canned;
 pub mod config;
 pub mod dispatch;
 pub mod ends;

@@ -4,10 +4,11 @@
 //! Limits (all in `docs/OPERATIONS.md`): at most `connections_max` open connections (further
 //! clients wait in the kernel's listen backlog until one closes); a request head must arrive
 //! within `header_read_timeout` (hyper's timer also closes keep-alive connections idle that
-//! long between requests) and fit in `header_bytes_max` (else `431`); a connection that moves
-//! no byte for `idle_timeout` is closed. A connection the server closes (an error reply sent
-//! before the body was read, `Connection: close`) lingers: FIN first, then what the client
-//! still sends is read and dropped for up to 2 s / 4 MiB, so the reply is not lost to a TCP
+//! long between requests) and fit in `header_bytes_max` (else `431`, which, like hyper's other
+//! own error replies, `crate::canned` gives a JSON body); a connection that moves no byte for
+//! `idle_timeout` is closed. A connection the server closes (an error reply sent before the
+//! body was read, `Connection: close`) lingers: FIN first, then what the client still sends
+//! is read and dropped for up to 2 s / 4 MiB, so the reply is not lost to a TCP
 //! reset. On shutdown the accept loop stops, every connection finishes its in-flight request
 //! and closes, and [`serve`] returns once all are gone or `shutdown_grace` has passed. With
 //! TLS (`crate::tls`) the handshake happens inside the connection's slot, bounded by
@@ -25,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::activity::{Activity, ActivityIo};
+use crate::canned::JsonErrors;
 use crate::config::ConnectionLimits;
 use crate::dispatch::Dispatch;
 use crate::shutdown::Shutdown;
@@ -117,7 +119,7 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(JsonErrors::new(stream, limits.header_bytes_max));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -153,7 +155,7 @@ async fn connection<S>(
         }
     }
     drop(watchdog);
-    linger(conn.into_parts().io.into_inner()).await;
+    linger(conn.into_parts().io.into_inner().into_inner()).await;
 }
 
 /// How long a closing connection keeps reading what the client still sends.

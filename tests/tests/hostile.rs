@@ -108,31 +108,42 @@ async fn two_thousand_idle_connections_neither_starve_other_clients_nor_grow_mem
     s.get("/v1/health").await.expect_status(200);
 }
 
+/// Sends `head` on a fresh connection and returns the whole reply (read to the close).
+async fn reply_to_raw_head(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let _ = c.write_all(head.as_bytes()).await;
+    let reply = within(GENEROUS, read_to_close(&mut c)).await;
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Checks that `reply` has one of `statuses` and the contract's JSON error body, although
+/// hyper made it before any handler ran (`server/src/canned.rs`).
+fn assert_json_bad_request(reply: &str, statuses: &[&str]) {
+    assert!(statuses.iter().any(|s| reply.starts_with(&format!("HTTP/1.1 {s}"))), "{reply}");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head end: {reply}"));
+    assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(json["code"], "bad_request", "{body}");
+    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
 #[tokio::test]
 async fn huge_heads_are_refused_and_the_server_stays_up() {
     let s = Cairnd::start().await;
     // One header larger than the 64 KiB head limit.
     let head = format!("GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100_000));
-    let mut c = TcpStream::connect(s.addr()).await.unwrap();
-    let _ = c.write_all(head.as_bytes()).await;
-    let reply = within(GENEROUS, read_to_close(&mut c)).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert_json_bad_request(&reply_to_raw_head(s.addr(), &head).await, &["431"]);
     // More headers than allowed (100).
     let many: String = (0..500).map(|i| format!("X-H{i}: v\r\n")).collect();
     let head = format!("GET /v1/health HTTP/1.1\r\nHost: x\r\n{many}\r\n");
-    let mut c = TcpStream::connect(s.addr()).await.unwrap();
-    let _ = c.write_all(head.as_bytes()).await;
-    let reply = within(GENEROUS, read_to_close(&mut c)).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    assert_json_bad_request(&reply_to_raw_head(s.addr(), &head).await, &["431"]);
     // A huge request line (URI).
     let head = format!("GET /v1/topics/{} HTTP/1.1\r\nHost: x\r\n\r\n", "t".repeat(200_000));
-    let mut c = TcpStream::connect(s.addr()).await.unwrap();
-    let _ = c.write_all(head.as_bytes()).await;
-    let reply = within(GENEROUS, read_to_close(&mut c)).await;
-    let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 431") || reply.starts_with("HTTP/1.1 414"), "{reply}");
+    assert_json_bad_request(&reply_to_raw_head(s.addr(), &head).await, &["431", "414"]);
+    // Not HTTP at all, and a header line without a colon.
+    assert_json_bad_request(&reply_to_raw_head(s.addr(), "GARBAGE\r\n\r\n").await, &["400"]);
+    let head = "GET /v1/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n";
+    assert_json_bad_request(&reply_to_raw_head(s.addr(), head).await, &["400"]);
     s.get("/v1/health").await.expect_status(200);
 }
 
