@@ -317,6 +317,12 @@ async fn cursor_commits_reads_from_the_group_and_replays() {
     r.expect_error(416, "offset_out_of_range");
     let r = s.post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": "latest"})).await;
     assert_eq!(r.json()["offsets"][0]["offset"], json!(10));
+    // A partition named twice is reset and reported once.
+    let r = s
+        .post_json("/v1/groups/reader/reset", &json!({"topic": "cur", "to": "earliest", "partitions": [1, 0, 1]}))
+        .await;
+    let parts: Vec<Value> = r.json()["offsets"].as_array().unwrap().iter().map(|o| o["partition"].clone()).collect();
+    assert_eq!(parts, vec![json!(0), json!(1)], "{}", r.text());
     let list = s.get("/v1/groups").await.json();
     assert!(list["groups"].as_array().unwrap().iter().any(|g| g["name"] == json!("reader")), "{list}");
     s.delete("/v1/groups/reader").await.expect_status(204);

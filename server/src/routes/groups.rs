@@ -165,7 +165,13 @@ pub async fn reset(
         ResetTarget::Offset { offset } => ResetTo::Offset(offset),
         ResetTarget::Timestamp { timestamp } => ResetTo::Timestamp(timestamp),
     };
-    let views = state.groups.reset(&group, &body.topic, to, body.partitions.as_deref()).await?;
+    // A partition named twice is reset (and reported) once.
+    let partitions = body.partitions.map(|mut p| {
+        p.sort_unstable();
+        p.dedup();
+        p
+    });
+    let views = state.groups.reset(&group, &body.topic, to, partitions.as_deref()).await?;
     Ok(Json(json!({ "offsets": views })))
 }
 
