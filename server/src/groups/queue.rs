@@ -377,6 +377,7 @@ impl GroupEngine {
     pub(crate) fn reap(&self, now: Instant) {
         for (name, entry) in self.entries() {
             let mut dead = Vec::new();
+            let mut released = false;
             let next_due = {
                 let mut g = entry.lock();
                 let max = g.config.max_deliveries;
@@ -384,6 +385,7 @@ impl GroupEngine {
                     if cursor.next_due().is_none_or(|d| d > now) {
                         continue;
                     }
+                    released = true;
                     let expired = cursor.expire(now, max);
                     let part = self.catalog.topic(topic).and_then(|t| t.partition(*partition));
                     for (offset, n) in expired.dead {
@@ -402,7 +404,10 @@ impl GroupEngine {
             if let Some(due) = next_due {
                 self.reaper.due_at(due);
             }
-            entry.notify.notify_waiters();
+            if released {
+                // Waiting fetches of this group may now take the released messages.
+                entry.notify.notify_waiters();
+            }
             if dead.is_empty() || !self.get(&name).is_some_and(|current| Arc::ptr_eq(&current, &entry)) {
                 continue;
             }
