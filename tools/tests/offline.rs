@@ -66,7 +66,7 @@ fn bit_flip_in_the_middle_is_reported_with_file_and_position() {
     let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open repaired dir");
     let p = catalog.topic("events").unwrap().partition(1).unwrap();
     assert_eq!(p.end_offset(), 200);
-    catalog.close().unwrap();
+    close_catalog(catalog);
 }
 
 #[test]
@@ -98,7 +98,7 @@ fn torn_tail_is_reported_and_repaired() {
     let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open repaired dir");
     let p = catalog.topic("events").unwrap().partition(0).unwrap();
     assert_eq!(p.end_offset(), 200);
-    catalog.close().unwrap();
+    close_catalog(catalog);
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn offline_commands_refuse_a_locked_dir() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("is in use") && stderr.contains(data), "{args:?}: {}", text(&out));
     }
-    catalog.close().unwrap();
+    close_catalog(catalog);
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn offline_compact_then_reopen_and_read() {
                 latest.insert(format!("k{k}"), (a.base_offset, value));
             }
         }
-        catalog.close().unwrap();
+        close_catalog(catalog);
     }
     let data = dir.path().to_str().unwrap();
     let out = cairn(&["compact", "--data-dir", data, "--topic", "kv", "--json"]);
@@ -206,7 +206,7 @@ fn offline_compact_then_reopen_and_read() {
         assert_eq!(rec.key, Some(key.as_bytes()));
         assert_eq!(rec.value, Some(value.as_bytes()));
     }
-    catalog.close().unwrap();
+    close_catalog(catalog);
 }
 
 #[test]
@@ -323,8 +323,7 @@ fn zero_filled_tail_is_noted_not_damage() {
     // The engine cuts the zeros at open.
     let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open");
     assert_eq!(catalog.topic("events").unwrap().partition(0).unwrap().end_offset(), 200);
-    catalog.close().unwrap();
-    drop(catalog);
+    close_catalog(catalog);
     assert_eq!(fs::metadata(&last).unwrap().len(), good_len);
 
     // A torn batch, then zeros: a torn tail.
@@ -403,6 +402,6 @@ fn power_loss_tail_is_cut_into_a_quarantine_file_that_verify_notes_and_dump_show
     // The engine opens it: the log ends at the damaged batch, the quarantine file stays.
     let catalog = Catalog::open(dir.path(), CatalogOptions::default()).expect("open");
     assert_eq!(catalog.topic("events").unwrap().partition(0).unwrap().end_offset(), lost_from);
-    catalog.close().unwrap();
+    close_catalog(catalog);
     assert!(quarantine.exists());
 }

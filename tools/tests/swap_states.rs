@@ -152,7 +152,7 @@ fn engine_records(data: &Path) -> u64 {
         assert!(read.next_offset > at, "reads make progress");
         at = read.next_offset;
     }
-    catalog.close().unwrap();
+    close_catalog(catalog);
     records
 }
 

@@ -76,19 +76,7 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
         println!("    segment {}  base offset {}  {} bytes", seg.log.display(), seg.base, table::count(log.len()));
     }
     let (index, timeindex) = if args.no_indexes { (Value::Null, Value::Null) } else { dump_indexes(seg, json)? };
-    let mut batches = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    let scan =
-        walk::scan_segment(&mut log, seg.base, false, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
-            Ok(b) if json => batches.push(b),
-            Ok(b) => print_batch(&b),
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let (scan, batches) = scan_batches(&mut log, seg.base, json, args.records)?;
     let damage: Vec<Value> = scan
         .damage
         .iter()
@@ -126,18 +114,7 @@ fn dump_cut_file(cut: &walk::CutFile, args: &DumpArgs, json: bool) -> anyhow::Re
             table::count(log.len())
         );
     }
-    let mut batches = Vec::new();
-    let mut failure: Option<anyhow::Error> = None;
-    let scan = walk::scan_segment(&mut log, 0, false, |pos, bytes, h| match batch_json(pos, bytes, h, args.records) {
-        Ok(b) if json => batches.push(b),
-        Ok(b) => print_batch(&b),
-        Err(e) => {
-            failure.get_or_insert(e);
-        }
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+    let (scan, batches) = scan_batches(&mut log, 0, json, args.records)?;
     let zero_from = scan.len - scan.zero_tail;
     if !json {
         for d in &scan.damage {
@@ -210,6 +187,29 @@ fn codec(h: &BatchHeader) -> &'static str {
 }
 
 /// A batch as JSON, with its records decoded if asked.
+/// Reads every batch of `log` (whose first offset is `base`): printed as it comes for text,
+/// collected for JSON. Returns the scan (damage, zero tail) and the collected batches.
+fn scan_batches(
+    log: &mut LogFile,
+    base: u64,
+    json: bool,
+    records: bool,
+) -> anyhow::Result<(walk::SegmentScan, Vec<Value>)> {
+    let mut batches = Vec::new();
+    let mut failure: Option<anyhow::Error> = None;
+    let scan = walk::scan_segment(log, base, false, |pos, bytes, h| match batch_json(pos, bytes, h, records) {
+        Ok(b) if json => batches.push(b),
+        Ok(b) => print_batch(&b),
+        Err(e) => {
+            failure.get_or_insert(e);
+        }
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((scan, batches)),
+    }
+}
+
 fn batch_json(pos: u64, bytes: &[u8], h: &BatchHeader, records: bool) -> anyhow::Result<Value> {
     let mut b = json!({
         "position": pos, "base_offset": h.base_offset, "last_offset": h.last_offset(),

@@ -8,17 +8,44 @@ pub mod server;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use cairn_storage::{BatchBuilder, Catalog, CatalogOptions, TopicConfig};
 
+/// Held while a child process starts and while an in-process catalog lets go of its data
+/// directory's lock. The lock is an `flock`, which belongs to the open file: a child started
+/// by a parallel test holds a copy of every descriptor from its fork until its `exec` closes
+/// them, so a catalog dropped in that window stays locked a little longer, and the next open
+/// of its directory (in-process, or by a `cairn` child) failed with "in use" now and then on
+/// a loaded machine. `Command::spawn` returns after the child's `exec`, so the two never
+/// overlap under this guard.
+static FORK_GUARD: Mutex<()> = Mutex::new(());
+
+pub fn fork_guard() -> MutexGuard<'static, ()> {
+    FORK_GUARD.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Closes `catalog` cleanly and releases its directory lock (under [`fork_guard`]).
+pub fn close_catalog(catalog: Catalog) {
+    let _guard = fork_guard();
+    catalog.close().expect("close catalog");
+    drop(catalog);
+}
+
 /// Runs `cairn` with `args` (no stdin) and returns its output.
 pub fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(args)
-        .stdin(Stdio::null())
-        .env_remove("CAIRN_URL")
-        .output()
-        .expect("run cairn")
+    let child = {
+        let _guard = fork_guard();
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("CAIRN_URL")
+            .spawn()
+            .expect("run cairn")
+    };
+    child.wait_with_output().expect("wait for cairn")
 }
 
 /// Stdout and stderr of a run, for assertion messages.
@@ -57,8 +84,7 @@ pub fn make_data_dir(batches: usize) -> tempfile::TempDir {
     let mut b = BatchBuilder::new();
     b.push(None, Some(b"hello"), []);
     small.partition(0).expect("partition 0").append(b.finish(0, 0).expect("batch")).expect("append");
-    catalog.close().expect("close");
-    drop(catalog);
+    close_catalog(catalog);
     dir
 }
 
