@@ -3,12 +3,13 @@
 //!
 //! Produce is the one route whose per-request overhead decides a benchmark users compare
 //! (one message per request, `docs/BENCHMARKS.md`): through the router, its layers (request
-//! counting, the OpenAPI document's extension) and the matched-path bookkeeping cost about 25
-//! heap allocations and a fifth of the instructions of a whole request. The direct path does
-//! exactly what the router would for that route and nothing else: it counts the request under
-//! the same route label, and hands the same handler the topic name axum would have extracted.
-//! It applies only when every step is known to be identical:
-//! - anonymous servers (with tokens, the router's `crate::auth::authorize` layer must run);
+//! counting, the token check, the OpenAPI document's extension) and the matched-path
+//! bookkeeping cost about 25 heap allocations and a fifth of the instructions of a whole
+//! request. The direct path does exactly what the router would for that route and nothing
+//! else: the same token check (`crate::auth::admit_produce`, the middleware's logic for
+//! produce), the same handler with the topic name axum would have extracted, the request
+//! counted under the same route label. It applies only when every step is known to be
+//! identical:
 //! - a topic segment without `%` (so percent-decoding cannot change it) and without a `/`;
 //! - a route table that holds the produce route (tests build routers from partial tables).
 //!
@@ -17,6 +18,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -26,6 +28,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use tower::ServiceExt as _;
 
+use crate::auth::{admit_produce, Auth};
 use crate::routes::produce::{produce_to, PRODUCE_PATH};
 use crate::state::AppState;
 
@@ -34,8 +37,8 @@ use crate::state::AppState;
 #[derive(Clone)]
 pub struct Dispatch {
     router: Router,
-    /// The state for the direct produce path; `None` turns the path off.
-    direct: Option<AppState>,
+    /// The state and the token check for the direct produce path; `None` turns it off.
+    direct: Option<(AppState, Option<Arc<Auth>>)>,
 }
 
 impl Dispatch {
@@ -44,11 +47,11 @@ impl Dispatch {
         Dispatch { router, direct: None }
     }
 
-    /// Serves produce requests directly with `state`, everything else through `router`.
-    /// The caller guarantees the conditions of the module documentation: no token check, and
-    /// a router whose produce route is [`produce_to`] with this state.
-    pub fn with_direct_produce(router: Router, state: AppState) -> Self {
-        Dispatch { router, direct: Some(state) }
+    /// Serves produce requests directly with `state` (checking tokens with `auth` when
+    /// given), everything else through `router`. The caller guarantees that `router`'s produce
+    /// route is [`produce_to`] with this state behind the same `auth`.
+    pub fn with_direct_produce(router: Router, state: AppState, auth: Option<Arc<Auth>>) -> Self {
+        Dispatch { router, direct: Some((state, auth)) }
     }
 }
 
@@ -70,11 +73,19 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Dispatch {
     type Future = BoxedReply;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
-        if let Some(state) = &self.direct {
+        if let Some((state, auth)) = &self.direct {
             if let Some(topic) = direct_topic(request.method(), request.uri()) {
-                let (state, topic) = (state.clone(), topic.to_string());
+                let (state, auth, topic) = (state.clone(), auth.clone(), topic.to_string());
                 return Box::pin(async move {
-                    let response = produce_to(&state, topic, request.map(Body::new)).await.into_response();
+                    let request = request.map(Body::new);
+                    let admitted = match &auth {
+                        Some(auth) => admit_produce(auth, request, &topic),
+                        None => Ok(request),
+                    };
+                    let response = match admitted {
+                        Ok(request) => produce_to(&state, topic, request).await.into_response(),
+                        Err(refused) => *refused,
+                    };
                     state.metrics.request(PRODUCE_PATH, "POST", response.status().as_u16());
                     Ok(response)
                 });

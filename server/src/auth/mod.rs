@@ -71,12 +71,9 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Ne
     if needed == Access::Open || (needed == Access::Metrics && auth.metrics_open) {
         return next.run(request).await;
     }
-    let principal = match bearer(&request) {
-        None => return unauthorized("missing bearer token: send Authorization: Bearer <token>", None),
-        Some(token) => match auth.tokens.authenticate(token) {
-            Some(p) => p,
-            None => return unauthorized("invalid bearer token", Some("invalid_token")),
-        },
+    let principal = match authenticate(&auth, &request) {
+        Ok(p) => p,
+        Err(reply) => return *reply,
     };
     let (request, verdict) = check(&auth, &principal, needed, request).await;
     let mut request = match verdict {
@@ -88,6 +85,35 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Ne
     };
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// The caller's [`Principal`] from its bearer token, or the `401` reply.
+fn authenticate(auth: &Auth, request: &Request) -> Result<Arc<Principal>, Box<Response>> {
+    let refused = match bearer(request) {
+        None => unauthorized("missing bearer token: send Authorization: Bearer <token>", None),
+        Some(token) => match auth.tokens.authenticate(token) {
+            Some(p) => return Ok(p),
+            None => unauthorized("invalid bearer token", Some("invalid_token")),
+        },
+    };
+    Err(Box::new(refused))
+}
+
+/// What [`authorize`] does for a produce request to `topic` (the route [`access`] maps to
+/// [`Access::Produce`]), for the direct produce path of `crate::dispatch`, which does not go
+/// through the router: the request with its [`Principal`] added, or the `401`/`403` reply.
+/// `topic` must be the path's `{topic}` as the handler sees it (the direct path only takes
+/// names that percent-decoding leaves unchanged).
+pub fn admit_produce(auth: &Auth, mut request: Request, topic: &str) -> Result<Request, Box<Response>> {
+    let principal = authenticate(auth, &request)?;
+    if !principal.is_admin() {
+        if let Err(e) = topic_verdict(&principal, Access::Produce, topic) {
+            tracing::debug!(token = %principal.name, "{}", e.message);
+            return Err(Box::new(e.into_response()));
+        }
+    }
+    request.extensions_mut().insert(principal);
+    Ok(request)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

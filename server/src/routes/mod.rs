@@ -99,13 +99,12 @@ pub fn router_for(routes: Vec<RouteSpec>, state: AppState, auth: Option<Arc<Auth
 }
 
 /// The request service for `routes`: [`router_for`], with produce requests served directly
-/// (`crate::dispatch`) when that is the same thing: anonymous, and `routes` holds the produce
-/// route.
+/// (`crate::dispatch`, behind the same token check) when `routes` holds the produce route.
 pub fn dispatch_for(routes: Vec<RouteSpec>, state: AppState, auth: Option<Arc<Auth>>) -> Dispatch {
-    let direct = auth.is_none() && routes.iter().any(|r| r.operation_id == "produce");
-    let router = router_for(routes, state.clone(), auth);
+    let direct = routes.iter().any(|r| r.operation_id == "produce");
+    let router = router_for(routes, state.clone(), auth.clone());
     if direct {
-        Dispatch::with_direct_produce(router, state)
+        Dispatch::with_direct_produce(router, state, auth)
     } else {
         Dispatch::router_only(router)
     }
