@@ -9,7 +9,9 @@
 //! `WWW-Authenticate: Bearer` header); then the scope check against the `{topic}` path
 //! parameter, the `topic` query parameter or the JSON body's `topic` (`403 forbidden`). The
 //! [`Principal`] is left in the request's extensions for handlers that filter what they list
-//! (`GET /v1/topics`). Tokens themselves are never logged; their config `name` is.
+//! (`GET /v1/topics`). Tokens themselves are never logged; their config `name` is. Produce
+//! requests served without the router (`crate::dispatch`) get the same check for their route
+//! from [`admit_produce`].
 
 pub mod policy;
 pub mod scope;
