@@ -56,12 +56,24 @@ impl GroupConfig {
         Ok(())
     }
 
-    /// The dead-letter topic for messages of `topic`.
+    /// The dead-letter topic for messages of `topic`: the configured one, else `<topic>.dlq`;
+    /// for a topic name too long for that (over 245 characters) the first 236 characters, a
+    /// `-`, 8 hex digits of a hash of the whole name, and `.dlq` (249 characters, distinct for
+    /// names that share their first 236 characters).
     pub fn dead_letter_topic_for(&self, topic: &str) -> String {
-        match &self.dead_letter_topic {
-            Some(t) => t.clone(),
-            None => format!("{topic}.dlq"),
+        const SUFFIX: &str = ".dlq";
+        if let Some(t) = &self.dead_letter_topic {
+            return t.clone();
         }
+        let max = cairn_storage::format::NAME_LEN_MAX;
+        if topic.len() + SUFFIX.len() <= max {
+            return format!("{topic}{SUFFIX}");
+        }
+        // FNV-1a, 32 bits: stable across versions and platforms (the name is durable state).
+        let hash = topic.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        // Topic names are ASCII ([A-Za-z0-9._-]), so any byte index is a char boundary.
+        let keep = max - SUFFIX.len() - 9;
+        format!("{}-{hash:08x}{SUFFIX}", topic.get(..keep).unwrap_or(topic))
     }
 }
 
@@ -90,6 +102,22 @@ mod tests {
         assert!(serde_json::from_str::<GroupConfig>(r#"{"start":"middle"}"#).is_err());
         assert!(serde_json::from_str::<GroupConfig>(r#"{"bogus":1}"#).is_err());
         assert_eq!(c.dead_letter_topic_for("orders"), "orders.dlq");
+    }
+
+    #[test]
+    fn a_long_topic_name_still_gets_a_valid_distinct_dead_letter_topic() {
+        let c = GroupConfig::default();
+        let at_limit = "t".repeat(245);
+        assert_eq!(c.dead_letter_topic_for(&at_limit), format!("{at_limit}.dlq"));
+        let (a, b) = (format!("{}a", "t".repeat(248)), format!("{}b", "t".repeat(248)));
+        let (da, db) = (c.dead_letter_topic_for(&a), c.dead_letter_topic_for(&b));
+        for d in [&da, &db] {
+            assert!(cairn_storage::validate_name(d).is_ok() && d.len() == 249 && d.ends_with(".dlq"), "{d}");
+        }
+        assert_ne!(da, db);
+        assert_eq!(da, c.dead_letter_topic_for(&a), "stable");
+        let configured = GroupConfig { dead_letter_topic: Some("dead".into()), ..GroupConfig::default() };
+        assert_eq!(configured.dead_letter_topic_for(&a), "dead");
     }
 
     #[test]
