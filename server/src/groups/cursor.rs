@@ -297,6 +297,12 @@ impl Cursor {
     }
 
     /// Replay: moves to `offset` and forgets every ack, lease and redelivery.
+    /// Whether the cursor refers to offsets at or past `end` (its partition's end offset):
+    /// a committed offset beyond it, or acks of offsets the log no longer has.
+    pub fn reaches_past(&self, end: u64) -> bool {
+        self.committed > end || self.acked.range(end..).next().is_some()
+    }
+
     pub fn reset(&mut self, offset: u64) {
         let (redeliveries, dead) = (self.redeliveries, self.dead_lettered);
         *self = Cursor::new(offset);

@@ -102,7 +102,8 @@ impl GroupEngine {
             }
             None => (BTreeMap::new(), 0),
         };
-        let replayed = replay(&journal, from, &mut groups)?;
+        let mut replayed = replay(&journal, from, &mut groups)?;
+        replayed += reset_past_ends(&catalog, &journal, &mut groups)?;
         tracing::info!(groups = groups.len(), replayed, "consumer groups loaded");
         let groups = groups
             .into_iter()
@@ -165,13 +166,7 @@ impl GroupEngine {
     /// after releasing it.
     pub(crate) fn record(&self, entry: &Entry) -> Durable {
         let (tx, rx) = oneshot::channel();
-        let encoded = serde_json::to_vec(entry).map_err(|e| cairn_storage::Error::InvalidConfig(e.to_string()));
-        let batch = encoded.and_then(|value| {
-            let mut b = BatchBuilder::new();
-            b.push(Some(entry.group().as_bytes()), Some(&value), []);
-            b.finish(0, 0).map_err(cairn_storage::Error::from)
-        });
-        match batch {
+        match encode_record(entry) {
             Ok(bytes) => self.journal.append_async(
                 bytes,
                 Box::new(move |r| {
@@ -553,6 +548,49 @@ fn offset_view(part: &PartitionLog, committed: u64, in_flight: usize) -> OffsetV
         lag: end.saturating_sub(committed),
         in_flight,
     }
+}
+
+/// A journal record's batch: the entry as JSON, keyed by its group.
+fn encode_record(entry: &Entry) -> Result<Vec<u8>, cairn_storage::Error> {
+    let value = serde_json::to_vec(entry).map_err(|e| cairn_storage::Error::InvalidConfig(e.to_string()))?;
+    let mut b = BatchBuilder::new();
+    b.push(Some(entry.group().as_bytes()), Some(&value), []);
+    b.finish(0, 0).map_err(cairn_storage::Error::from)
+}
+
+/// Resets (durably, one `Reset` record each) the cursors that refer to offsets their
+/// partition no longer has: the log was cut shorter than the group had got (a power loss
+/// under `sync: interval`, bit rot quarantined from the active segment, an older data
+/// directory restored). Kafka resets such an out-of-range committed offset the same way;
+/// left alone, the group would skip every message appended below its old position. The new
+/// position is the committed offset, or the end when that is beyond it; acks above it are
+/// forgotten (their messages may be delivered again: at least once). Returns how many.
+fn reset_past_ends(
+    catalog: &Catalog,
+    journal: &PartitionLog,
+    groups: &mut BTreeMap<String, GroupState>,
+) -> Result<u64, GroupError> {
+    let mut resets = Vec::new();
+    for (group, g) in groups.iter() {
+        for ((topic, partition), cursor) in &g.cursors {
+            let Some(part) = catalog.topic(topic).and_then(|t| t.partition(*partition)) else { continue };
+            let end = part.end_offset();
+            if cursor.reaches_past(end) {
+                let offset = cursor.committed().min(end);
+                tracing::warn!(
+                    group = %group, topic = %topic, partition, committed = cursor.committed(), end,
+                    "the group's position is past the end of the partition (its log was cut): reset to {offset}"
+                );
+                let (group, topic, partition) = (group.clone(), topic.clone(), *partition);
+                resets.push(Entry::Reset { group, topic, partition, offset });
+            }
+        }
+    }
+    for entry in &resets {
+        journal.append(encode_record(entry)?).map_err(storage_err)?;
+        journal::apply(groups, entry);
+    }
+    Ok(resets.len() as u64)
 }
 
 /// Applies journal records from `from` to the end; returns how many.

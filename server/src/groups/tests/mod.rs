@@ -277,3 +277,33 @@ async fn a_stale_holder_cannot_nack_extend_or_reject_the_next_holders_lease() {
     e.engine.ack("g", "jobs", &refs(&first)).await.unwrap();
     assert_eq!(e.engine.offsets("g", Some("jobs")).unwrap()[0].offset, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_past_the_end_of_a_cut_log_is_reset_to_its_end() {
+    let e = env();
+    e.produce("t", 1, 10);
+    // A group committed to 10, another acked offsets 7 and 8 above its committed 0.
+    e.engine.commit("c", "t", &[(0, 10)]).await.unwrap();
+    let got = e.engine.fetch("q", "t", params(10)).await.unwrap();
+    e.engine.ack("q", "t", &refs(&got[7..9])).await.unwrap();
+    // The log loses offsets 5..9, as a cut after a power loss under `sync: interval` would.
+    let (file, position) = {
+        let read = e.catalog.topic("t").unwrap().partition(0).unwrap().read(5, 1 << 20).unwrap();
+        (read.batches[0].file.to_path_buf(), read.batches[0].position)
+    };
+    let Env { dir, catalog, engine } = e;
+    drop(engine);
+    drop(Arc::try_unwrap(catalog).unwrap_or_else(|_| panic!("catalog still shared")));
+    std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(position).unwrap();
+    let e = open(dir);
+    assert_eq!(e.catalog.topic("t").unwrap().partition(0).unwrap().end_offset(), 5);
+    assert_eq!(e.engine.offsets("c", Some("t")).unwrap()[0].offset, 5, "committed 10 > end 5: reset to 5");
+    e.produce("t", 1, 3);
+    let c: Vec<u64> = e.engine.fetch("c", "t", params(10)).await.unwrap().iter().map(|m| m.offset).collect();
+    assert_eq!(c, vec![5, 6, 7], "the messages appended after the cut are delivered, not skipped");
+    let q: Vec<u64> = e.engine.fetch("q", "t", params(10)).await.unwrap().iter().map(|m| m.offset).collect();
+    assert_eq!(q, (0..8).collect::<Vec<u64>>(), "acks of offsets the log lost are forgotten");
+    // Durable, and not done again once the positions are inside the log.
+    let e = e.restart();
+    assert_eq!(e.engine.offsets("c", Some("t")).unwrap()[0].offset, 5);
+}
