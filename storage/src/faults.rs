@@ -47,6 +47,7 @@ pub const FAILPOINTS: &[(&str, &str)] = &[
     ("swap.remove", "removing the segments a committed compaction swap replaced"),
     ("quarantine.write", "creating the quarantine file of a power-loss cut at open (recovery)"),
     ("quarantine.fsync", "fsync of the quarantine file of a power-loss cut at open (recovery)"),
+    ("quarantine.rename", "renaming the quarantine file of a power-loss cut into place (recovery)"),
 ];
 
 #[cfg(feature = "failpoints")]

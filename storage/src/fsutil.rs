@@ -46,16 +46,34 @@ pub fn preallocate(file: &File, len: u64) -> std::io::Result<()> {
 /// Replaces `path` with `contents` atomically: write `path.tmp`, fsync it, rename it over
 /// `path`, fsync the directory. A crash at any step leaves either the old or the new file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    const STEPS: AtomicSteps = AtomicSteps { create: "atomic.create", fsync: "atomic.fsync", rename: "atomic.rename" };
+    write_atomic_with(path, &STEPS, |f, tmp| {
+        faults::check("atomic.write", path).and_then(|()| f.write_all(contents)).map_err(|e| Error::io("write", tmp, e))
+    })
+}
+
+/// Failpoint names (`crate::faults`) of the steps of [`write_atomic_with`].
+pub(crate) struct AtomicSteps {
+    pub create: &'static str,
+    pub fsync: &'static str,
+    pub rename: &'static str,
+}
+
+/// [`write_atomic`] with the contents written by `fill` (given the temp file and its path),
+/// for contents streamed rather than held in memory. The temp file is removed on failure.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    steps: &AtomicSteps,
+    fill: impl FnOnce(&mut File, &Path) -> Result<()>,
+) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        let mut f = faults::check("atomic.create", path)
+        let mut f = faults::check(steps.create, path)
             .and_then(|()| File::create(&tmp))
             .map_err(|e| Error::io("create", &tmp, e))?;
-        faults::check("atomic.write", path)
-            .and_then(|()| f.write_all(contents))
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        faults::sync_data("atomic.fsync", &f, path).map_err(|e| Error::io("fsync", &tmp, e))?;
-        faults::check("atomic.rename", path)
+        fill(&mut f, &tmp)?;
+        faults::sync_data(steps.fsync, &f, path).map_err(|e| Error::io("fsync", &tmp, e))?;
+        faults::check(steps.rename, path)
             .and_then(|()| fs::rename(&tmp, path))
             .map_err(|e| Error::io("rename", &tmp, e))?;
         sync_dir(parent_of(path))

@@ -8,14 +8,13 @@
 //! the topic removes it with the directory. An operator inspects it (`cairn dump`) and
 //! deletes it.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::faults;
-use crate::fsutil;
+use crate::fsutil::{self, AtomicSteps};
 use crate::inspect::cut_file_path;
 
 /// Bytes copied (or compared) at once.
@@ -71,31 +70,25 @@ fn holds_same_bytes(src: &File, from: u64, len: u64, path: &Path) -> io::Result<
 }
 
 fn copy_durably(src: &File, log: &Path, from: u64, len: u64, path: &Path) -> Result<()> {
-    let tmp = fsutil::tmp_path(path);
-    let result = (|| {
-        let mut out = faults::check("quarantine.write", path)
-            .and_then(|()| File::create(&tmp))
-            .map_err(|e| Error::io("create", &tmp, e))?;
+    const STEPS: AtomicSteps =
+        AtomicSteps { create: "quarantine.write", fsync: "quarantine.fsync", rename: "quarantine.rename" };
+    fsutil::write_atomic_with(path, &STEPS, |out, tmp| {
         let mut buf = vec![0u8; CHUNK_BYTES];
         let mut pos = from;
         while pos < len {
             let n = usize::try_from(len - pos).unwrap_or(usize::MAX).min(CHUNK_BYTES);
             src.read_exact_at(&mut buf[..n], pos).map_err(|e| Error::io("read segment", log, e))?;
-            out.write_all(&buf[..n]).map_err(|e| Error::io("write", &tmp, e))?;
+            out.write_all(&buf[..n]).map_err(|e| Error::io("write", tmp, e))?;
             pos += n as u64;
         }
-        faults::sync_all("quarantine.fsync", &out, path).map_err(|e| Error::io("fsync", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
-        fsutil::sync_dir(path.parent().unwrap_or(Path::new(".")))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

@@ -315,7 +315,7 @@ const ACTIONS: [&str; 3] = ["1*return(eio)", "return(eio)", "return(enospc)"];
 /// Points the generic scenario cannot reach (they need an earlier failure) or cannot reach a
 /// fixed number of times (the zeroer thread's steps, and cutting the zeros it left: how much
 /// it wrote before a roll depends on timing), with their own tests below.
-const OWN_TESTS: [&str; 7] = [
+const OWN_TESTS: [&str; 8] = [
     "append.undo",
     "prezero.write",
     "prezero.fdatasync",
@@ -323,6 +323,7 @@ const OWN_TESTS: [&str; 7] = [
     "seal.fsync",
     "quarantine.write",
     "quarantine.fsync",
+    "quarantine.rename",
 ];
 
 #[test]
@@ -578,7 +579,11 @@ fn a_failed_cut_of_the_zeros_fails_the_roll() {
 #[test]
 fn a_failed_quarantine_copy_fails_the_open_and_cuts_nothing() {
     let _scenario = FailScenario::setup();
-    for (point, action) in [("quarantine.write", "return(enospc)"), ("quarantine.fsync", "return(eio)")] {
+    for (point, action) in [
+        ("quarantine.write", "return(enospc)"),
+        ("quarantine.fsync", "return(eio)"),
+        ("quarantine.rename", "return(eio)"),
+    ] {
         let dir = tempdir();
         {
             let cat = open(dir.path(), None).unwrap();
