@@ -4,8 +4,9 @@
 //! covers the rest (a body trickling in, a reply the client stops reading). Every successful
 //! read or write of at least one byte bumps a counter; the connection's watchdog
 //! (`crate::watchdog`) looks at it on its ticker ([`IdleClock`]) and has connections whose
-//! counter has not moved for `idle_timeout_ms` closed. Counting instead of stamping the time keeps clock reads off the
-//! per-request path (a `clock_gettime` per read and per write showed up in the profile).
+//! counter has not moved for `idle_timeout_ms` closed. Counting instead of stamping the time
+//! keeps clock reads off the per-request path (a `clock_gettime` per read and per write showed
+//! up in the profile).
 
 use std::io;
 use std::pin::Pin;

@@ -78,15 +78,25 @@ pub async fn authorize(State(auth): State<Arc<Auth>>, request: Request, next: Ne
         Err(reply) => return *reply,
     };
     let (request, verdict) = check(&auth, &principal, needed, request).await;
-    let mut request = match verdict {
-        Ok(()) => request,
-        Err(e) => {
-            tracing::debug!(token = %principal.name, "{}", e.message);
-            return e.into_response();
-        }
-    };
+    match admit(principal, verdict, request) {
+        Ok(request) => next.run(request).await,
+        Err(refused) => *refused,
+    }
+}
+
+/// The request with the caller's `principal` in its extensions if `verdict` lets it through,
+/// else the refusal (logged with the token's name).
+fn admit(
+    principal: Arc<Principal>,
+    verdict: Result<(), ApiError>,
+    mut request: Request,
+) -> Result<Request, Box<Response>> {
+    if let Err(e) = verdict {
+        tracing::debug!(token = %principal.name, "{}", e.message);
+        return Err(Box::new(e.into_response()));
+    }
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    Ok(request)
 }
 
 /// The caller's [`Principal`] from its bearer token, or the `401` reply.
@@ -106,16 +116,10 @@ fn authenticate(auth: &Auth, request: &Request) -> Result<Arc<Principal>, Box<Re
 /// through the router: the request with its [`Principal`] added, or the `401`/`403` reply.
 /// `topic` must be the path's `{topic}` as the handler sees it (the direct path only takes
 /// names that percent-decoding leaves unchanged).
-pub fn admit_produce(auth: &Auth, mut request: Request, topic: &str) -> Result<Request, Box<Response>> {
+pub fn admit_produce(auth: &Auth, request: Request, topic: &str) -> Result<Request, Box<Response>> {
     let principal = authenticate(auth, &request)?;
-    if !principal.is_admin() {
-        if let Err(e) = topic_verdict(&principal, Access::Produce, topic) {
-            tracing::debug!(token = %principal.name, "{}", e.message);
-            return Err(Box::new(e.into_response()));
-        }
-    }
-    request.extensions_mut().insert(principal);
-    Ok(request)
+    let verdict = if principal.is_admin() { Ok(()) } else { topic_verdict(&principal, Access::Produce, topic) };
+    admit(principal, verdict, request)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).

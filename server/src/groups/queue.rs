@@ -65,6 +65,15 @@ struct DeadJob {
     reason: String,
 }
 
+impl DeadJob {
+    /// A message whose lease expired after its `deliveries`-th delivery, `max` being the
+    /// group's `max_deliveries` (found by a fetch or by the reaper).
+    fn lease_expired(part: &PartitionLog, offset: u64, deliveries: u32, max: u32) -> Self {
+        let reason = format!("lease expired after {deliveries} deliveries (max_deliveries {max})");
+        DeadJob { part: part.clone(), offset, deliveries, reason }
+    }
+}
+
 /// Completes once `shutdown` fires; never without one.
 async fn shutting_down(shutdown: Option<&Shutdown>) {
     match shutdown {
@@ -193,8 +202,7 @@ impl GroupEngine {
         let cursor = self.cursor(g, group, part, &mut out.pending);
         let expired = cursor.expire(Instant::now(), cfg.max_deliveries);
         for (offset, n) in expired.dead {
-            let reason = format!("lease expired after {n} deliveries (max_deliveries {})", cfg.max_deliveries);
-            out.dead.push(DeadJob { part: part.clone(), offset, deliveries: n, reason });
+            out.dead.push(DeadJob::lease_expired(part, offset, n, cfg.max_deliveries));
         }
         let mut taken = 0;
         for off in cursor.take_redeliveries(take, cfg.ordered) {
@@ -390,10 +398,7 @@ impl GroupEngine {
                     let part = self.catalog.topic(topic).and_then(|t| t.partition(*partition));
                     for (offset, n) in expired.dead {
                         match &part {
-                            Some(part) => {
-                                let reason = format!("lease expired after {n} deliveries (max_deliveries {max})");
-                                dead.push(DeadJob { part: part.clone(), offset, deliveries: n, reason });
-                            }
+                            Some(part) => dead.push(DeadJob::lease_expired(part, offset, n, max)),
                             // The topic went away: nothing to dead-letter.
                             None => cursor.dead_letter_failed(offset),
                         }
