@@ -33,6 +33,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 pub mod chart;
 pub mod http;
+pub mod open_loop;
 pub mod resp;
 pub mod stats;
 

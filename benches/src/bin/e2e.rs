@@ -10,7 +10,8 @@
 //! `docs/bench/e2e.svg`; `-` for none), `--report PATH` (markdown table, default
 //! `target-bench/e2e-report.md`), `--wrap "CMD ARGS"` (start cairnd under e.g. valgrind or
 //! perf), `--dev vda` (block device whose write requests are counted), `--raw-first` (measure
-//! raw-records produce before JSON produce, to check order effects).
+//! raw-records produce before JSON produce, to check order effects), `--latency-rate R` (run
+//! the latency scenario's open loop at R requests/s instead of half the closed-loop peak).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -24,6 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use cairn_benches::chart::{self, Bar, Panel};
 use cairn_benches::http::{Conn, Req};
+use cairn_benches::open_loop::{self, Protocol};
 use cairn_benches::resp;
 use cairn_benches::stats::{latency_histogram, Percentiles};
 use cairn_benches::{disk_writes, parse_results, Probe};
@@ -49,6 +51,8 @@ struct Opts {
     wrap: Vec<String>,
     dev: String,
     raw_first: bool,
+    /// Open-loop rate of the latency scenario (default: half the closed-loop peak).
+    latency_rate: Option<f64>,
 }
 
 impl Opts {
@@ -67,6 +71,7 @@ impl Opts {
             wrap: Vec::new(),
             dev: "vda".into(),
             raw_first: false,
+            latency_rate: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -74,6 +79,7 @@ impl Opts {
             match a.as_str() {
                 "--quick" => o.quick = true,
                 "--raw-first" => o.raw_first = true,
+                "--latency-rate" => o.latency_rate = Some(val()?.parse()?),
                 "--cairnd" => o.cairnd = val()?.into(),
                 "--peers" => o.peers = val()?.into(),
                 "--no-peers" => o.no_peers = true,
@@ -352,122 +358,65 @@ async fn closed_loop(
     Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
-/// One connection of an open-loop run: a Cairn HTTP request, or a Redis `XADD`.
-enum Target {
-    Http(Conn, Arc<Req>),
-    Redis(RedisXadd),
-}
-
-impl Target {
-    async fn send(&mut self) -> Result<(), cairn_benches::Error> {
-        match self {
-            Target::Http(c, req) => c.send_ok(req).await.map(drop),
-            Target::Redis(c) => c.send().await,
-        }
-    }
-}
-
-/// A tokio connection to Redis that sends `XADD s * f <100 B>` and reads its bulk-string
-/// reply (the new entry's id), one at a time (pipeline 1).
-struct RedisXadd {
-    stream: tokio::net::TcpStream,
-    command: Bytes,
-    buf: Vec<u8>,
-}
-
-impl RedisXadd {
-    async fn connect(port: u16) -> Result<RedisXadd, cairn_benches::Error> {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.set_nodelay(true)?;
-        let value = "x".repeat(100);
-        let command = format!("*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n$1\r\nf\r\n${}\r\n{value}\r\n", value.len());
-        Ok(RedisXadd { stream, command: Bytes::from(command), buf: Vec::with_capacity(256) })
-    }
-
-    async fn send(&mut self) -> Result<(), cairn_benches::Error> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        self.stream.write_all(&self.command).await?;
-        self.buf.clear();
-        let mut chunk = [0u8; 256];
-        loop {
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
-                return Err("redis closed the connection".into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-            let Some(eol) = self.buf.windows(2).position(|w| w == b"\r\n") else { continue };
-            match self.buf.first() {
-                Some(b'$') => {
-                    let len: usize = std::str::from_utf8(&self.buf[1..eol])
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or("bad bulk length from redis")?;
-                    if self.buf.len() >= eol + 2 + len + 2 {
-                        return Ok(());
-                    }
-                }
-                _ => {
-                    return Err(format!("unexpected reply from redis: {:?}", String::from_utf8_lossy(&self.buf)).into())
-                }
-            }
-        }
-    }
-}
-
-/// Open loop at `rate` requests/s over `conns` connections: request `k` is due at
-/// `start + k / rate` and goes to connection `k % conns`. A pacer thread releases each request
-/// at its time with `std::thread::sleep` (tens of µs of slack), not tokio's timer: that one
-/// fires on millisecond ticks, so every request due within a millisecond went out in one burst
-/// (27 at 27,000 requests/s), which measured the burst, not the load. When the connection is
-/// still busy with an earlier reply at a request's due time, its latency counts from the due
-/// time, so queueing behind a slow reply is included (no coordinated omission).
-async fn open_loop(targets: Vec<Target>, rate: f64, secs: f64, probe: &Probe) -> Result<Run> {
-    let mut senders = Vec::with_capacity(targets.len());
-    let mut tasks = Vec::with_capacity(targets.len());
-    for mut c in targets {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
-        senders.push(tx);
-        tasks.push(tokio::spawn(async move {
-            let mut h = latency_histogram()?;
-            let mut n = 0u64;
-            let mut last_done = Instant::now();
-            while let Some(due) = rx.recv().await {
-                // Busy with an earlier reply at `due`: count from `due`. Free then: a late
-                // start is the pacer's or the client runtime's, so count from the real send.
-                let from = if last_done > due { due } else { Instant::now() };
-                c.send().await?;
-                last_done = Instant::now();
-                h.saturating_record((last_done - from).as_micros() as u64);
-                n += 1;
-            }
-            Ok::<_, cairn_benches::Error>((n, h))
-        }));
-    }
+/// An open-loop run (`cairn_benches::open_loop`: 64 connections over 2 client threads, each
+/// connection paced by its own timer) at `rate` requests/s for `secs`, with the server's CPU
+/// time and the block device's writes over the window, and how busy the whole machine was.
+async fn open_loop(
+    addr: SocketAddr,
+    request: Bytes,
+    protocol: Protocol,
+    rate: f64,
+    secs: f64,
+    probe: &Probe,
+) -> Result<(Run, Load)> {
+    let spec = open_loop::Spec { addr, request, protocol, conns: 64, threads: 2, rate, secs };
     let s0 = probe.sample();
-    let start = Instant::now() + Duration::from_millis(50);
-    let total = (secs * rate) as u64;
-    let pacer = std::thread::spawn(move || {
-        for k in 0..total {
-            let due = start + Duration::from_secs_f64(k as f64 / rate);
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            // A send fails only if that connection's task ended on an error, reported below.
-            let _ = senders[(k % senders.len() as u64) as usize].send(due);
-        }
-    });
-    let mut hist = latency_histogram().map_err(|e| anyhow!(e))?;
-    let mut reqs = 0;
-    for t in tasks {
-        let (n, h) = t.await?.map_err(|e| anyhow!(e))?;
-        reqs += n;
-        hist.add(&h)?;
-    }
-    pacer.join().map_err(|_| anyhow!("the pacer thread panicked"))?;
-    let secs = start.elapsed().as_secs_f64().max(secs);
+    let busy0 = cpu_busy_idle();
+    let me = std::process::id();
+    let client0 = cairn_benches::cpu_secs(me).unwrap_or(0.0);
+    let out = tokio::task::spawn_blocking(move || open_loop::run(&spec)).await?.map_err(|e| anyhow!(e))?;
     let d = probe.since(s0);
-    Ok(Run { reqs, msgs: reqs, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
+    let client_cpu = cairn_benches::cpu_secs(me).unwrap_or(0.0) - client0;
+    let busy = match (busy0, cpu_busy_idle()) {
+        (Some((b0, i0)), Some((b1, i1))) if b1 + i1 > b0 + i0 => (b1 - b0) as f64 / ((b1 + i1) - (b0 + i0)) as f64,
+        _ => f64::NAN,
+    };
+    let secs = out.elapsed.as_secs_f64().max(secs);
+    let run = Run {
+        reqs: out.requests,
+        msgs: out.requests,
+        secs,
+        hist: out.hist,
+        disk_writes: d.disk_writes,
+        cpu_secs: d.cpu_secs,
+    };
+    let load = Load { machine_busy: busy, client_cpu_us_per_req: client_cpu * 1e6 / run.reqs.max(1) as f64 };
+    Ok((run, load))
+}
+
+/// How loaded the machine was during an open-loop run.
+struct Load {
+    /// Fraction of all CPUs' time not idle (0..1).
+    machine_busy: f64,
+    /// CPU time of the load generator (this process) per request.
+    client_cpu_us_per_req: f64,
+}
+
+impl Load {
+    fn record(&self, res: &mut Results, name: &str) {
+        res.set(&format!("{name}_machine_busy"), self.machine_busy * 100.0, "%");
+        res.set(&format!("{name}_client_cpu_us_per_req"), self.client_cpu_us_per_req, "us/req");
+    }
+}
+
+/// The machine's busy and idle (idle + iowait) clock ticks so far, from `/proc/stat`.
+fn cpu_busy_idle() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let idle = f.get(3)? + f.get(4)?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy = f.iter().take(8).sum::<u64>() - idle;
+    Some((busy, idle))
 }
 
 /// A process's resident memory in MB: (anonymous, file-backed) from `/proc/<pid>/status`.
@@ -744,17 +693,22 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 }
             }
             if kind == "octet" && o.wants("latency") {
-                let rate = run.reqs_per_s() * 0.5;
+                let rate = o.latency_rate.unwrap_or(run.reqs_per_s() * 0.5);
                 let lname = "cairn_latency_single_octet_50pct";
                 phase(lname);
-                let req = Arc::new(req);
-                let mut targets = Vec::with_capacity(64);
-                for _ in 0..64 {
-                    targets.push(Target::Http(Conn::connect(addr).await.map_err(|e| anyhow!(e))?, req.clone()));
-                }
-                let lrun = open_loop(targets, rate, o.secs * 2.0, &probe).await?;
+                let request = open_loop::http_post(
+                    &format!("/v1/topics/{topic}/messages"),
+                    "application/octet-stream",
+                    &[b'x'; 100],
+                );
+                let (lrun, load) = open_loop(addr, request, Protocol::Http, rate, o.secs * 2.0, &probe).await?;
                 res.set(&format!("{lname}_target_rate"), rate, "req/s");
                 record_run(res, lname, &lrun);
+                load.record(res, lname);
+                phase("null server (hyper hello) in the same open loop at the same rate");
+                if let Err(e) = hello_latency(rate, o.secs * 2.0, &o.dev, res).await {
+                    eprintln!("  note: no null-server latency: {e:#}");
+                }
             }
         }
     }
@@ -988,15 +942,57 @@ impl Drop for RedisServer {
 async fn redis_latency(peak: f64, secs: f64, dev: &str, res: &mut Results) -> Result<()> {
     let port: u16 = 16392;
     let server = RedisServer::start(port, "always")?;
-    let mut targets = Vec::with_capacity(64);
-    for _ in 0..64 {
-        targets.push(Target::Redis(RedisXadd::connect(port).await.map_err(|e| anyhow!(e))?));
-    }
     let probe = Probe { dev: dev.to_string(), pid: Some(server.pid()) };
     let rate = peak * 0.5;
-    let run = open_loop(targets, rate, secs, &probe).await?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (run, load) =
+        open_loop(addr, open_loop::resp_xadd("s", &[b'x'; 100]), Protocol::Resp, rate, secs, &probe).await?;
     res.set("redis_latency_p1_50pct_target_rate", rate, "req/s");
+    load.record(res, "redis_latency_p1_50pct");
     record_run(res, "redis_latency_p1_50pct", &run);
+    Ok(())
+}
+
+/// The null-server control of the latency run: the hyper hello-world server of
+/// `hello_http.sh` (built there; `HELLO_DIR`, default `/tmp/cairn-peer-hello`) answering the
+/// same 100 B POSTs in the same open loop at the same rate as Cairn. What it shows is the
+/// latency of the load generator, loopback TCP and scheduling on this machine alone.
+async fn hello_latency(rate: f64, secs: f64, dev: &str, res: &mut Results) -> Result<()> {
+    let dir = std::env::var_os("HELLO_DIR").map_or_else(|| PathBuf::from("/tmp/cairn-peer-hello"), PathBuf::from);
+    let bin = dir.join("target/release/hello");
+    if !bin.exists() {
+        bail!("{} is not built (hello_http.sh builds it)", bin.display());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = Command::new(&bin).arg(port.to_string()).stdout(Stdio::null()).spawn()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let result = if up {
+        let probe = Probe { dev: dev.to_string(), pid: Some(child.id()) };
+        open_loop(
+            addr,
+            open_loop::http_post("/", "application/octet-stream", &[b'x'; 100]),
+            Protocol::Http,
+            rate,
+            secs,
+            &probe,
+        )
+        .await
+    } else {
+        Err(anyhow!("the hello server did not listen on {addr}"))
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let (run, load) = result?;
+    record_run(res, "hello_latency_same_rate", &run);
+    load.record(res, "hello_latency_same_rate");
     Ok(())
 }
 
@@ -1179,6 +1175,14 @@ fn rows(r: &Results) -> Vec<Row> {
         row(
             "p99 single produce at 50 % load",
             "cairn_latency_single_octet_50pct_p99",
+            "null server (hyper hello) p99, same open loop and rate",
+            "hello_latency_same_rate_p99",
+            "µs",
+            None,
+        ),
+        row(
+            "p99 single produce at 50 % load",
+            "cairn_latency_single_octet_50pct_p99",
             "Redis XADD always P1, p99 at 50 % of its peak (same open loop)",
             "redis_latency_p1_50pct_p99",
             "µs",
@@ -1347,6 +1351,7 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
                 bar("Cairn p50", "cairn_latency_single_octet_50pct_p50", CAIRN),
                 bar("Cairn p99", "cairn_latency_single_octet_50pct_p99", CAIRN),
                 bar("Cairn p99.9", "cairn_latency_single_octet_50pct_p999", CAIRN),
+                bar("null server (hello) p99, same rate", "hello_latency_same_rate_p99", LIMIT),
                 bar("Redis XADD always P1 p50", "redis_latency_p1_50pct_p50", REDIS),
                 bar("Redis XADD always P1 p99", "redis_latency_p1_50pct_p99", REDIS),
                 bar("Redis XADD always P1 p99.9", "redis_latency_p1_50pct_p999", REDIS),
