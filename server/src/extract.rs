@@ -2,7 +2,8 @@
 //!
 //! axum's own extractors reject with plain-text bodies; these wrappers turn every rejection
 //! into an [`ApiError`] (`400 bad_request`, `413 payload_too_large`) so that no malformed
-//! request ever gets anything but `{"code","message"}`.
+//! request ever gets anything but `{"code","message"}`. [`decimal`] is the one parser of the
+//! integers written in headers, paths and query strings.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -14,6 +15,16 @@ use serde::de::{value::MapAccessDeserializer, DeserializeOwned, Deserializer, Ma
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorCode};
+
+/// A decimal integer as a client writes one in a header, a path or a query string: ASCII
+/// digits, with a leading `-` for signed types. `None` for anything else, including a leading
+/// `+`, which Rust's `FromStr` for integers accepts and the contract does not.
+pub fn decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.starts_with('+') {
+        return None;
+    }
+    text.parse().ok()
+}
 
 /// Query parameters, `400 bad_request` if they do not parse.
 #[derive(Debug)]
@@ -122,4 +133,20 @@ pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<V
         }
     }
     d.deserialize_seq(V(std::marker::PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimals_are_digits_with_an_optional_minus() {
+        assert_eq!(decimal::<u64>("0"), Some(0));
+        assert_eq!(decimal::<u64>("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(decimal::<i64>("-5"), Some(-5));
+        for bad in ["", "+1", "+0", "-1", "1.0", " 1", "1e3", "0x1", "18446744073709551616", "++1", "+-1"] {
+            assert_eq!(decimal::<u64>(bad), None, "{bad:?}");
+        }
+        assert_eq!(decimal::<i64>("+5"), None);
+    }
 }

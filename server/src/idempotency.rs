@@ -94,10 +94,13 @@ pub struct Idempotency {
     inserts: AtomicU64,
 }
 
-/// Checks an `Idempotency-Key` header value.
+/// Checks an `Idempotency-Key` header value: 1 to [`KEY_BYTES_MAX`] bytes of visible ASCII
+/// (`!` to `~`: no spaces, tabs or other control characters).
 pub fn check_key(key: &str) -> ApiResult<()> {
-    if key.is_empty() || key.len() > KEY_BYTES_MAX {
-        return Err(ApiError::bad_request(format!("Idempotency-Key must be 1 to {KEY_BYTES_MAX} bytes")));
+    if key.is_empty() || key.len() > KEY_BYTES_MAX || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {KEY_BYTES_MAX} bytes of visible ASCII (no spaces or control characters)"
+        )));
     }
     Ok(())
 }
@@ -260,6 +263,18 @@ mod tests {
 
     fn offsets(o: u64) -> Vec<ProducedOffset> {
         vec![ProducedOffset { partition: 0, offset: o, timestamp: 1 }]
+    }
+
+    #[test]
+    fn keys_are_short_visible_ascii() {
+        for ok in ["k", "order-1001", "!~", &"x".repeat(KEY_BYTES_MAX)] {
+            assert!(check_key(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "a b", "a\tb", " ", "a\u{7f}", "\u{1}", "é", &"x".repeat(KEY_BYTES_MAX + 1)] {
+            let e = check_key(bad).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{bad:?}");
+            assert!(e.message.contains("Idempotency-Key"), "{}", e.message);
+        }
     }
 
     #[tokio::test]

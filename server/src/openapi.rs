@@ -59,12 +59,13 @@ pub fn operation(id: &str) -> Option<Value> {
         "produce" => {
             json!({"summary": "Append messages. Replies after they are acknowledged per the topic's sync policy.",
             "parameters": [
-                {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 256},
-                 "description": "Repeat within the dedup window: the original offsets with duplicate=true, nothing appended."},
+                {"name": "Idempotency-Key", "in": "header", "required": false,
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[!-~]+$"},
+                 "description": "1-256 bytes of visible ASCII (no spaces or control characters; else 400). Repeat within the dedup window: the original offsets with duplicate=true, nothing appended."},
                 {"name": "Cairn-Key", "in": "header", "required": false, "schema": {"type": "string"},
                  "description": "Key of the message (application/octet-stream)."},
                 {"name": "Cairn-Partition", "in": "header", "required": false, "schema": {"type": "integer", "minimum": 0},
-                 "description": "Partition (application/octet-stream, application/vnd.cairn.records)."}],
+                 "description": "Partition (application/octet-stream, application/vnd.cairn.records); decimal digits only."}],
             "requestBody": {"required": true, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/ProduceRequest"}},
                 "application/x-ndjson": {"schema": {"type": "string", "description": "One ProduceMessage object per line."}},
@@ -193,12 +194,12 @@ fn schemas() -> Value {
             "partitions": {"type": "array", "items": {"type": "object", "properties": {
                 "partition": {"type": "integer"}, "start_offset": {"type": "integer"}, "end_offset": {"type": "integer"},
                 "size_bytes": {"type": "integer"}, "segments": {"type": "integer"}}}}}},
-        "ProduceMessage": {"type": "object", "properties": {
+        "ProduceMessage": {"type": "object", "additionalProperties": false, "properties": {
             "key": {"type": ["string", "null"]}, "value": {"description": "Any JSON, stored as its compact text."},
             "value_base64": {"type": "string", "format": "byte"},
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
             "partition": {"type": "integer", "minimum": 0}}},
-        "ProduceRequest": {"type": "object", "required": ["messages"], "properties": {
+        "ProduceRequest": {"type": "object", "additionalProperties": false, "required": ["messages"], "properties": {
             "messages": {"type": "array", "items": {"$ref": "#/components/schemas/ProduceMessage"}}}},
         "ProduceReply": {"type": "object", "properties": {
             "offsets": {"type": "array", "items": {"type": "object", "properties": {

@@ -12,21 +12,22 @@
 //! does the deletion of the topic (`topic_not_found`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use cairn_storage::PartitionLog;
+use cairn_storage::{PartitionLog, Topic};
 use futures_util::stream;
 use tokio::sync::watch;
 
 use crate::ends::TOPIC_DELETED;
 use crate::error::{ApiError, ErrorCode};
 use crate::media;
-use crate::read::blocking;
 use crate::read::collect::{collect, Framing, Limits};
 use crate::read::query::ReadQuery;
+use crate::read::{blocking, read_failure};
 use crate::state::AppState;
 
 const CONNECTED: &[u8] = b": connected\n\n";
@@ -34,6 +35,8 @@ const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
 struct Follow {
     state: AppState,
+    /// The topic `log` belongs to (a read failure after its deletion is `topic_not_found`).
+    topic: Arc<Topic>,
     log: PartitionLog,
     next_offset: u64,
     query: ReadQuery,
@@ -43,9 +46,9 @@ struct Follow {
 }
 
 /// The streaming response, starting at `from` (already checked to be in range).
-pub fn response(state: AppState, log: PartitionLog, from: u64, query: ReadQuery) -> Response {
+pub fn response(state: AppState, topic: Arc<Topic>, log: PartitionLog, from: u64, query: ReadQuery) -> Response {
     let ends = state.ends.subscribe(&log);
-    let follow = Follow { state, log, next_offset: from, query, ends, said_hello: false, finished: false };
+    let follow = Follow { state, topic, log, next_offset: from, query, ends, said_hello: false, finished: false };
     let events = stream::unfold(follow, |mut f| async move {
         let chunk = f.next_chunk().await?;
         Some((Ok::<Bytes, Infallible>(chunk), f))
@@ -80,7 +83,7 @@ impl Follow {
                     Ok(None) => {}
                     Err(e) => {
                         self.finished = true;
-                        return Some(error_event(&e));
+                        return Some(error_event(&read_failure(&self.state.catalog, &self.topic, e)));
                     }
                 }
             }

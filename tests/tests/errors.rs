@@ -64,6 +64,31 @@ async fn bad_queries_are_400_and_bad_routes_404() {
     assert_eq!(s.read("q", 0, "").await["messages"].as_array().unwrap().len(), 3);
 }
 
+/// Integers in queries, paths and headers are decimal digits: a leading '+' (which Rust's
+/// integer parser takes) is a 400 naming the parameter. In a query string '+' means a space,
+/// so the sign is sent as `%2B`.
+#[tokio::test]
+async fn a_leading_plus_on_an_integer_is_400() {
+    let s = Cairnd::start().await;
+    s.create_topic("plus", json!({})).await;
+    s.produce_n("plus", 0, 3, "p").await;
+    for name in ["offset", "timestamp", "max_messages", "max_bytes", "wait_ms", "min_messages"] {
+        let e = s.read_raw("plus", 0, &format!("{name}=%2B1")).await.expect_error(400, "bad_request");
+        assert!(e["message"].as_str().unwrap().contains(name), "{name}: {e}");
+    }
+    for p in ["+0", "%2B0"] {
+        let e = s.get(&format!("/v1/topics/plus/partitions/{p}/messages")).await.expect_error(400, "bad_request");
+        assert!(e["message"].as_str().unwrap().contains("partition"), "{p}: {e}");
+    }
+    let r = send(s.request(Method::GET, &read_path("plus", 0, "")).header("Accept", SSE).header("Last-Event-ID", "+0"))
+        .await;
+    let e = r.expect_error(400, "bad_request");
+    assert!(e["message"].as_str().unwrap().contains("Last-Event-ID"), "{e}");
+    // Without the sign, the same values are fine.
+    assert_eq!(s.read("plus", 0, "offset=1&max_messages=1").await["messages"][0]["offset"], json!(1));
+    s.get("/v1/topics/plus/partitions/0/messages").await.expect_status(200);
+}
+
 #[tokio::test]
 async fn every_error_reply_is_json_with_code_and_message() {
     let s = Cairnd::start().await;

@@ -177,6 +177,8 @@ async fn octet_stream_produce_with_key_and_partition_headers() {
     };
     bad("abc").await.expect_error(400, "bad_request");
     bad("-1").await.expect_error(400, "bad_request");
+    // Rust's integer parser takes a leading '+'; the API's integers are digits only.
+    bad("+1").await.expect_error(400, "bad_request");
     bad("3").await.expect_error(404, "partition_not_found");
 }
 
@@ -430,6 +432,58 @@ async fn malformed_produce_bodies_are_400() {
     s.post_raw(path, "application/xml", "<m/>").await.expect_error(415, "unsupported_media_type");
     assert_eq!(s.end_offset("strict", 0).await, 0);
     s.get("/v1/health").await.expect_status(200);
+}
+
+/// A misspelt field must not be dropped: `{"key": "k", "vaule": 2}` would otherwise store a
+/// null value, which on a compacted topic is a tombstone deleting the key.
+#[tokio::test]
+async fn unknown_message_fields_are_400_naming_the_field_and_append_nothing() {
+    let s = Cairnd::start().await;
+    s.create_topic("typos", json!({"cleanup_policy": "compact"})).await;
+    s.produce("typos", json!([{"key": "k", "value": 1}])).await;
+    let path = "/v1/topics/typos/messages";
+    for (body, field) in [
+        (json!({"messages": [{"key": "k", "vaule": 2}]}), "vaule"),
+        (json!({"messages": [{"key": "k", "value": 2}, {"key": "k", "value": 3, "header": {"a": "b"}}]}), "header"),
+        (json!({"messages": [{"key": "k", "value": 2}], "partiton": 0}), "partiton"),
+    ] {
+        let e = s.post_json(path, &body).await.expect_error(400, "bad_request");
+        assert!(e["message"].as_str().unwrap().contains(&format!("`{field}`")), "{body}: {e}");
+    }
+    let nd = "{\"key\": \"k\", \"value\": 2}\n{\"key\": \"k\", \"valu\": 3}\n";
+    let e = s.post_raw(path, NDJSON, nd).await.expect_error(400, "bad_request");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("line 2") && message.contains("`valu`"), "{e}");
+    assert_eq!(s.end_offset("typos", 0).await, 1, "nothing was appended");
+    let messages = s.read("typos", 0, "").await["messages"].clone();
+    assert_eq!(messages.as_array().unwrap().len(), 1);
+    assert_eq!(messages[0]["value"], json!(1), "the key's value is intact");
+}
+
+#[tokio::test]
+async fn idempotency_keys_must_be_visible_ascii() {
+    let s = Cairnd::start().await;
+    s.create_topic("idem-keys", json!({})).await;
+    let post = |key: reqwest::header::HeaderValue| {
+        send(
+            s.request(reqwest::Method::POST, "/v1/topics/idem-keys/messages")
+                .header("Idempotency-Key", key)
+                .json(&json!({"messages": [{"value": 1}]})),
+        )
+    };
+    let long = "k".repeat(257);
+    for bad in [&b"order 1001"[..], b"a\tb", "caf\u{e9}".as_bytes(), long.as_bytes()] {
+        let value = reqwest::header::HeaderValue::from_bytes(bad).unwrap();
+        let e = post(value).await.expect_error(400, "bad_request");
+        assert!(e["message"].as_str().unwrap().to_ascii_lowercase().contains("idempotency-key"), "{e}");
+    }
+    assert_eq!(s.end_offset("idem-keys", 0).await, 0, "nothing was appended");
+    // The edges of what is allowed: every visible character, and 256 bytes.
+    let visible: String = ('!'..='~').collect();
+    for good in [visible, "k".repeat(256)] {
+        post(reqwest::header::HeaderValue::from_str(&good).unwrap()).await.expect_status(200);
+    }
+    assert_eq!(s.end_offset("idem-keys", 0).await, 2);
 }
 
 #[tokio::test]

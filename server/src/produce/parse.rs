@@ -3,7 +3,9 @@
 //! JSON (`{"messages": [...]}`), NDJSON (one message object per line) and octet-stream (the
 //! body is one value; `Cairn-Key` / `Cairn-Partition` headers). Values given as JSON are
 //! stored as their compact text; `value_base64` as the decoded bytes; neither means a null
-//! value (a tombstone). Parsing borrows from the body where it can.
+//! value (a tombstone). A field the format does not know, in a message or at the top level
+//! of a JSON body, is a `400 bad_request` naming it (nothing is appended). Parsing borrows
+//! from the body where it can.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -40,8 +42,10 @@ impl Message<'_> {
     }
 }
 
-/// A message as written in JSON.
+/// A message as written in JSON. Unknown fields are refused: a misspelt `value` would
+/// otherwise store a null value (on a compacted topic, a tombstone deleting the key).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonMessage<'a> {
     #[serde(default)]
     key: Option<String>,
@@ -55,7 +59,9 @@ struct JsonMessage<'a> {
     partition: Option<i64>,
 }
 
+/// The `application/json` body; unknown top-level fields are refused, as on every other body.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JsonBody<'a> {
     #[serde(borrow, deserialize_with = "bounded_messages")]
     messages: Vec<JsonMessage<'a>>,
@@ -229,6 +235,22 @@ mod tests {
     }
 
     #[test]
+    fn unknown_fields_are_refused_by_name() {
+        for (body, field) in [
+            (&br#"{"messages": [{"vaule": 1}]}"#[..], "vaule"),
+            (br#"{"messages": [{"key": "k", "value": 1}, {"key": "k", "Value": 2}]}"#, "Value"),
+            (br#"{"messages": [{"value": 1}], "partition": 0}"#, "partition"),
+        ] {
+            let e = json(body).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400);
+            assert!(e.message.contains(&format!("unknown field `{field}`")), "{}", e.message);
+        }
+        let e = ndjson(b"{\"value\": 1}\n{\"key\": \"k\", \"headerz\": {}}\n").unwrap_err();
+        assert_eq!(e.status().as_u16(), 400);
+        assert!(e.message.contains("line 2") && e.message.contains("unknown field `headerz`"), "{}", e.message);
+    }
+
+    #[test]
     fn ndjson_lines() {
         let body = b"{\"value\": 1}\n\n{\"key\":\"k\",\"value\":[1, 2]}\r\n";
         let m = ndjson(body).unwrap();
@@ -303,8 +325,12 @@ mod tests {
                 value in proptest::option::of(".{0,20}"),
                 b64 in proptest::option::of("[A-Za-z0-9+/=%]{0,12}"),
                 partition in proptest::option::of(any::<i64>()),
+                extra in proptest::option::of("[a-z_]{1,12}".prop_filter("an unknown field", |f| {
+                    !["key", "value", "value_base64", "headers", "partition"].contains(&f.as_str())
+                })),
             ) {
                 let mut m = serde_json::Map::new();
+                if let Some(f) = &extra { m.insert(f.clone(), serde_json::Value::Null); }
                 if let Some(k) = &key { m.insert("key".into(), k.clone().into()); }
                 if let Some(v) = &value { m.insert("value".into(), v.clone().into()); }
                 if let Some(b) = &b64 { m.insert("value_base64".into(), b.clone().into()); }
@@ -317,11 +343,15 @@ mod tests {
                         prop_assert_eq!(msgs[0].partition, partition.map(|p| p as u64));
                         prop_assert!(partition.is_none_or(|p| p >= 0));
                         prop_assert!(value.is_none() || b64.is_none());
+                        prop_assert!(extra.is_none(), "kept a message with an unknown field");
                     }
                     Err(e) => {
                         prop_assert_eq!(e.status().as_u16(), 400);
                         prop_assert!(
-                            (value.is_some() && b64.is_some()) || partition.is_some_and(|p| p < 0) || b64.is_some(),
+                            (value.is_some() && b64.is_some())
+                                || partition.is_some_and(|p| p < 0)
+                                || b64.is_some()
+                                || extra.is_some(),
                             "refused a valid message: {}", e
                         );
                     }

@@ -9,7 +9,9 @@ pub mod collect;
 pub mod query;
 pub mod render;
 
-use cairn_storage::PartitionLog;
+use std::sync::Arc;
+
+use cairn_storage::{Catalog, PartitionLog, Topic};
 use tokio::time::Instant;
 
 use crate::error::{ApiError, ApiResult};
@@ -53,6 +55,60 @@ pub async fn wait_for_messages(state: &State, log: &PartitionLog, from: u64, q: 
     let target = from.saturating_add(q.min_messages);
     match state.ends.wait_for_end(log, target, Instant::now() + q.wait, &state.shutdown).await {
         Some(_) => Ok(()),
-        None => Err(cairn_storage::Error::TopicNotFound(log.topic().to_string()).into()),
+        None => Err(topic_deleted(log.topic())),
+    }
+}
+
+/// `404 topic_not_found`: what a read of a topic deleted under it answers.
+fn topic_deleted(topic: &str) -> ApiError {
+    cairn_storage::Error::TopicNotFound(topic.to_string()).into()
+}
+
+/// A failed read of `topic`, as the client sees it. If the topic is no longer the catalog's
+/// (deleted, or deleted and created again, since the read looked it up), the failure came from
+/// its files going away under the read (an I/O error, a `500 internal`): the reply is then
+/// `404 topic_not_found`, as for a long-poll whose topic is deleted while it waits. Any other
+/// failure is returned as it is.
+pub fn read_failure(catalog: &Catalog, topic: &Arc<Topic>, e: ApiError) -> ApiError {
+    if catalog.topic(topic.name()).is_some_and(|current| Arc::ptr_eq(&current, topic)) {
+        e
+    } else {
+        topic_deleted(topic.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_storage::{BatchBuilder, TopicConfig};
+
+    use super::*;
+
+    /// The race the mapping exists for, made deterministic: the read holds the topic and its
+    /// log from before a delete (as a handler does between its lookup and the read).
+    #[test]
+    fn a_read_of_a_deleted_topic_is_topic_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = Catalog::open(dir.path(), Default::default()).unwrap();
+        let topic = catalog.create_topic("t", TopicConfig::default()).unwrap();
+        let log = topic.partition(0).unwrap();
+        let mut b = BatchBuilder::new();
+        b.push(None, Some(b"x"), []);
+        log.append(b.finish(0, 0).unwrap()).unwrap();
+
+        // Live: a failure passes through as it is.
+        let e = read_failure(&catalog, &topic, ApiError::internal("disk on fire"));
+        assert_eq!((e.status().as_u16(), e.code.as_str()), (500, "internal"));
+
+        catalog.delete_topic("t").unwrap();
+        let failed = log.read(0, 1 << 20).map(drop).map_err(ApiError::from).unwrap_err();
+        assert_eq!(failed.status().as_u16(), 500, "the read under a delete fails as a server error: {failed:?}");
+        let e = read_failure(&catalog, &topic, failed);
+        assert_eq!((e.status().as_u16(), e.code.as_str()), (404, "topic_not_found"));
+
+        // Deleted and created again: the read's topic is still gone.
+        catalog.create_topic("t", TopicConfig::default()).unwrap();
+        let e = read_failure(&catalog, &topic, ApiError::internal("gone"));
+        assert_eq!((e.status().as_u16(), e.code.as_str()), (404, "topic_not_found"));
+        catalog.close().unwrap();
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
+use crate::extract::decimal;
 
 /// Default `max_messages`.
 pub const MAX_MESSAGES_DEFAULT: usize = 100;
@@ -66,7 +67,7 @@ pub struct ReadQuery {
 }
 
 fn number<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> ApiResult<T> {
-    value.trim().parse().map_err(|_| ApiError::bad_request(format!("{name} must be {what}, got {value:?}")))
+    decimal(value.trim()).ok_or_else(|| ApiError::bad_request(format!("{name} must be {what}, got {value:?}")))
 }
 
 fn bounded(name: &str, value: Option<&str>, default: u64, min: u64, max: u64) -> ApiResult<u64> {
@@ -180,6 +181,13 @@ mod tests {
             &[("min_messages", "5"), ("max_messages", "2")],
             &[("encoding", "hex")],
             &[("group", "bad name")],
+            // Rust's integer `FromStr` takes a leading '+'; the API does not.
+            &[("offset", "+1")],
+            &[("timestamp", "+1764000000000")],
+            &[("max_messages", "+5")],
+            &[("max_bytes", "+5")],
+            &[("wait_ms", "+0")],
+            &[("min_messages", "+1")],
         ] {
             let e = q(bad).unwrap_err();
             assert_eq!(e.status().as_u16(), 400, "{bad:?}");
@@ -197,7 +205,7 @@ mod tests {
             proptest::option::of(prop_oneof![
                 ".{0,12}",
                 "[0-9]{0,25}",
-                "-?[0-9]{1,5}",
+                "[-+]?[0-9]{1,5}",
                 Just("earliest".to_string()),
                 Just("latest".to_string()),
                 Just("base64".to_string()),

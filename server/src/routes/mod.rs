@@ -159,5 +159,6 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Parses the `{p}` path parameter: `400 bad_request` unless a non-negative integer.
 pub fn parse_partition(p: &str) -> Result<u64, ApiError> {
-    p.parse::<u64>().map_err(|_| ApiError::bad_request(format!("partition must be a non-negative integer, got {p:?}")))
+    crate::extract::decimal::<u64>(p)
+        .ok_or_else(|| ApiError::bad_request(format!("partition must be a non-negative integer, got {p:?}")))
 }

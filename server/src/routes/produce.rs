@@ -13,7 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{read_body, ApiPath};
+use crate::extract::{decimal, read_body, ApiPath};
 use crate::idempotency::{self, Claim, ProducedOffset};
 use crate::media;
 use crate::produce::{self, Plan, ProduceOptions, TopicShape};
@@ -39,7 +39,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> ApiResult<Option
 fn options(headers: &HeaderMap) -> ApiResult<ProduceOptions> {
     let partition = match header_str(headers, &CAIRN_PARTITION)? {
         None => None,
-        Some(p) => Some(p.trim().parse::<u64>().map_err(|_| {
+        Some(p) => Some(decimal::<u64>(p.trim()).ok_or_else(|| {
             ApiError::bad_request(format!("Cairn-Partition must be a non-negative integer, got {p:?}"))
         })?),
     };

@@ -7,20 +7,22 @@
 
 use std::convert::Infallible;
 use std::io::Write as _;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use cairn_storage::{PartitionLog, Topic};
 use futures_util::stream;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{decimal, ApiPath, ApiQuery};
 use crate::media::{self, ReplyKind};
 use crate::read::collect::{collect, collect_raw, ChunkedBody, Framing, Limits, Sink as _};
 use crate::read::query::{RawReadQuery, ReadQuery};
-use crate::read::{blocking, start_offset, wait_for_messages};
+use crate::read::{blocking, read_failure, start_offset, wait_for_messages};
 use crate::routes::parse_partition;
 use crate::sse;
 use crate::state::AppState;
@@ -36,7 +38,7 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
     let Some(v) = headers.get("last-event-id") else { return Ok(None) };
     let text = v.to_str().unwrap_or("").trim();
     let id: u64 =
-        text.parse().map_err(|_| ApiError::bad_request(format!("Last-Event-ID must be an offset, got {text:?}")))?;
+        decimal(text).ok_or_else(|| ApiError::bad_request(format!("Last-Event-ID must be an offset, got {text:?}")))?;
     Ok(Some(id.saturating_add(1)))
 }
 
@@ -65,11 +67,24 @@ pub async fn read(
         .ok_or_else(|| ApiError::partition_not_found(topic.name(), partition))?;
     let kind = media::reply_kind(&headers);
     let resume_at = if kind == ReplyKind::EventStream { last_event_id(&headers)? } else { None };
-    let from = start_offset(&state, &log, &query.start, resume_at).await?;
+    read_log(&state, &topic, log, query, kind, resume_at).await.map_err(|e| read_failure(&state.catalog, &topic, e))
+}
+
+/// The read of partition `log` of `topic` once the request is checked; its failures go
+/// through [`read_failure`] (a topic deleted under the read is `404 topic_not_found`).
+async fn read_log(
+    state: &AppState,
+    topic: &Arc<Topic>,
+    log: PartitionLog,
+    query: ReadQuery,
+    kind: ReplyKind,
+    resume_at: Option<u64>,
+) -> ApiResult<Response> {
+    let from = start_offset(state, &log, &query.start, resume_at).await?;
     if kind == ReplyKind::EventStream {
-        return Ok(sse::response(state, log, from, query));
+        return Ok(sse::response(state.clone(), Arc::clone(topic), log, from, query));
     }
-    wait_for_messages(&state, &log, from, &query).await?;
+    wait_for_messages(state, &log, from, &query).await?;
     let limits = Limits { max_messages: query.max_messages, max_bytes: query.max_bytes };
     if kind == ReplyKind::Records {
         let r = blocking(move || collect_raw(&log, from, limits)).await?;
