@@ -1,5 +1,6 @@
-//! Stateless reads: where a read starts, long-polling until enough is there, and running
-//! the blocking collection off the async workers.
+//! Stateless reads: where a read starts, long-polling until enough is there, running the
+//! blocking collection off the async workers, and what a read whose topic is deleted under it
+//! answers (`404 topic_not_found`).
 //!
 //! The reply formats are assembled in `crate::routes::read` (JSON, NDJSON, raw records) and
 //! `crate::sse` (follow mode); the query in [`query`], the message JSON in [`render`], the
