@@ -2,12 +2,14 @@
 //! connections (HTTP/1.1 or Redis RESP).
 //!
 //! Request `k` is due at `start + k / rate` and goes to connection `k % conns`, whatever the
-//! replies do. Each connection paces itself with its own `timerfd` (nanosecond deadlines;
-//! tokio's timer wheel fires on millisecond ticks, which released every request due within a
-//! millisecond in one burst), and the connections are spread over a few client threads, each
-//! with a single-threaded runtime: a request goes out from the thread that owns its socket,
-//! with no hand-over between threads. A load generator that is cheap per request matters on
-//! a 2-vCPU machine, where its CPU time is taken from the server under test. When a
+//! replies do. The connections are spread over a few client threads, each with a
+//! single-threaded runtime, so a request goes out from the thread that owns its socket with no
+//! hand-over between threads. Each thread's pacer sleeps on a `timerfd` (microsecond
+//! deadlines; tokio's timer wheel fires on millisecond ticks, which released every request due
+//! within a millisecond in one burst) for at least a tick (100 µs in the harness) and then
+//! releases every request that is due: one wake-up per tick at most, not one per request. A
+//! load generator that is cheap per request matters on a 2-vCPU virtual machine, where its
+//! CPU time, and every wake-up from idle, is taken from the server under test. When a
 //! connection is still busy with an earlier reply at a request's due time, the latency counts
 //! from the due time, so queueing behind a slow reply is included (no coordinated omission).
 //!
@@ -148,6 +150,8 @@ pub struct Spec {
     pub threads: usize,
     pub rate: f64,
     pub secs: f64,
+    /// The shortest sleep of a thread's pacer (requests due meanwhile go out together).
+    pub tick: Duration,
 }
 
 /// Outcome of an open-loop run.
@@ -165,6 +169,9 @@ pub fn run(spec: &Spec) -> Result<Outcome, Error> {
         return Err("an open loop needs connections, a rate and a duration".into());
     }
     let threads = spec.threads.clamp(1, spec.conns);
+    if spec.conns % threads != 0 {
+        return Err("the client threads must divide the connections evenly".into());
+    }
     let total = (spec.secs * spec.rate) as u64;
     let ready = Arc::new(Barrier::new(threads + 1));
     let start = Arc::new(OnceLock::<Instant>::new());
@@ -202,7 +209,10 @@ pub fn run(spec: &Spec) -> Result<Outcome, Error> {
     Ok(Outcome { requests, hist, elapsed: started.elapsed() })
 }
 
-/// One client thread: connections `t, t + threads, ...` of the run.
+/// One client thread: requests `t, t + threads, ...` of the run, on connections `t, t +
+/// threads, ...` (request `k` on connection `k % conns`; `threads` divides `conns`). A pacer
+/// releases every request that is due each time its timer fires, and sleeps at least `tick`:
+/// at most one wake-up per tick, not one per request.
 fn client_thread(
     spec: &Spec,
     t: usize,
@@ -212,50 +222,61 @@ fn client_thread(
     start: &OnceLock<Instant>,
 ) -> Result<(u64, Histogram<u64>), Error> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build();
-    let conns = rt.as_ref().map_err(|e| e.to_string()).and_then(|rt| {
+    let setup = rt.as_ref().map_err(|e| e.to_string()).and_then(|rt| {
         rt.block_on(async {
             let mut conns = Vec::new();
-            for c in (t..spec.conns).step_by(threads) {
+            for _ in (t..spec.conns).step_by(threads) {
                 let conn = RawConn::connect(spec.addr, spec.request.clone(), spec.protocol).await;
-                conns.push((c, conn.map_err(|e| e.to_string())?, Timer::new().map_err(|e| e.to_string())?));
+                conns.push(conn.map_err(|e| e.to_string())?);
             }
-            Ok::<_, String>(conns)
+            Ok::<_, String>((conns, Timer::new().map_err(|e| e.to_string())?))
         })
     });
     ready.wait();
     ready.wait();
-    let (rt, conns) = (rt?, conns?);
+    let (rt, (conns, mut timer)) = (rt?, setup?);
     let start = *start.get().ok_or("the open loop never started")?;
-    let (n_conns, rate) = (spec.conns as u64, spec.rate);
+    let (n_conns, n_threads, rate, tick) = (spec.conns as u64, threads as u64, spec.rate, spec.tick);
     rt.block_on(async move {
         let local = tokio::task::LocalSet::new();
         let mut tasks = Vec::with_capacity(conns.len());
-        for (c, mut conn, mut timer) in conns {
+        let mut senders = Vec::with_capacity(conns.len());
+        for mut conn in conns {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+            senders.push(tx);
             tasks.push(local.spawn_local(async move {
                 let mut h = latency_histogram()?;
                 let mut n = 0u64;
                 let mut last_done = Instant::now();
-                let mut k = c as u64;
-                while k < total {
-                    let due = start + Duration::from_secs_f64(k as f64 / rate);
-                    let now = Instant::now();
-                    if due > now {
-                        timer.sleep(due - now).await?;
-                    }
+                while let Some(due) = rx.recv().await {
                     // Busy with an earlier reply at `due`: count from `due`. Free then: a late
-                    // start is the timer's or the client's, so count from the real send.
+                    // start is the pacer's, so count from the real send.
                     let from = if last_done > due { due } else { Instant::now() };
                     conn.round_trip().await?;
                     last_done = Instant::now();
                     h.saturating_record((last_done - from).as_micros() as u64);
                     n += 1;
-                    k += n_conns;
                 }
                 Ok::<_, Error>((n, h))
             }));
         }
         local
             .run_until(async move {
+                let due = |k: u64| start + Duration::from_secs_f64(k as f64 / rate);
+                let mut k = t as u64;
+                while k < total {
+                    let now = Instant::now();
+                    while k < total && due(k) <= now {
+                        // A send fails only if that connection's task ended on an error,
+                        // reported below.
+                        let _ = senders[((k % n_conns) / n_threads) as usize].send(due(k));
+                        k += n_threads;
+                    }
+                    if k < total {
+                        timer.sleep(due(k).saturating_duration_since(now).max(tick)).await?;
+                    }
+                }
+                drop(senders);
                 let mut hist = latency_histogram()?;
                 let mut n = 0;
                 for task in tasks {
@@ -383,6 +404,7 @@ mod tests {
             threads: 2,
             rate: 400.0,
             secs: 0.5,
+            tick: Duration::from_micros(100),
         };
         let out = run(&spec).unwrap();
         assert_eq!(out.requests, 200);

@@ -359,7 +359,7 @@ async fn closed_loop(
 }
 
 /// An open-loop run (`cairn_benches::open_loop`: 64 connections over 2 client threads, each
-/// connection paced by its own timer) at `rate` requests/s for `secs`, with the server's CPU
+/// thread's requests released by one timer with a 100 µs tick) at `rate` requests/s for `secs`, with the server's CPU
 /// time and the block device's writes over the window, and how busy the whole machine was.
 async fn open_loop(
     addr: SocketAddr,
@@ -369,7 +369,16 @@ async fn open_loop(
     secs: f64,
     probe: &Probe,
 ) -> Result<(Run, Load)> {
-    let spec = open_loop::Spec { addr, request, protocol, conns: 64, threads: 2, rate, secs };
+    let spec = open_loop::Spec {
+        addr,
+        request,
+        protocol,
+        conns: 64,
+        threads: 2,
+        rate,
+        secs,
+        tick: Duration::from_micros(100),
+    };
     let s0 = probe.sample();
     let busy0 = cpu_busy_idle();
     let me = std::process::id();
