@@ -169,7 +169,7 @@ pub fn run(spec: &Spec) -> Result<Outcome, Error> {
         return Err("an open loop needs connections, a rate and a duration".into());
     }
     let threads = spec.threads.clamp(1, spec.conns);
-    if spec.conns % threads != 0 {
+    if !spec.conns.is_multiple_of(threads) {
         return Err("the client threads must divide the connections evenly".into());
     }
     let total = (spec.secs * spec.rate) as u64;
