@@ -215,8 +215,10 @@ fn schemas() -> Value {
             "max_deliveries": {"type": "integer", "minimum": 0, "maximum": 4294967295u64, "default": 5},
             "dead_letter_topic": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,249}$", "default": null},
             "ordered": {"type": "boolean", "default": false}}},
-        "GroupDescription": {"type": "object", "properties": {
+        "GroupDescription": {"type": "object", "description": "The config's fields appear twice: under `config` and at the top level.", "properties": {
             "name": {"type": "string"}, "config": {"$ref": "#/components/schemas/GroupConfig"},
+            "start": {"type": "string"}, "ack_timeout_ms": {"type": "integer"}, "max_deliveries": {"type": "integer"},
+            "dead_letter_topic": {"type": ["string", "null"]}, "ordered": {"type": "boolean"},
             "topics": {"type": "array", "items": {"type": "object"}},
             "partitions": {"type": "array", "items": {"type": "object", "properties": {
                 "topic": {"type": "string"}, "partition": {"type": "integer"}, "committed": {"type": "integer"},

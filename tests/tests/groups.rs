@@ -62,6 +62,12 @@ async fn competing_consumers_get_disjoint_messages_and_drain_the_topic() {
     let d = s.get("/v1/groups/g").await;
     d.expect_status(200);
     assert_eq!(d.json()["config"]["max_deliveries"], json!(5));
+    // The config's fields also at the top level, as PUT replies with them.
+    assert_eq!(d.json()["max_deliveries"], json!(5));
+    assert_eq!(d.json()["ack_timeout_ms"], d.json()["config"]["ack_timeout_ms"]);
+    let listed = s.get("/v1/groups").await.json();
+    let g = listed["groups"].as_array().unwrap().iter().find(|g| g["name"] == "g").unwrap().clone();
+    assert_eq!((g["config"]["start"].clone(), g["start"].clone()), (json!("earliest"), json!("earliest")));
 }
 
 #[tokio::test]
