@@ -39,13 +39,15 @@ pub enum Protocol {
     Resp,
 }
 
-/// An HTTP/1.1 request as bytes on the wire: `POST path` with a content type and a body.
-pub fn http_post(path: &str, content_type: &str, body: &[u8]) -> Bytes {
-    let mut out = format!(
-        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
+/// An HTTP/1.1 request as bytes on the wire: `POST path` with a content type, more headers
+/// and a body.
+pub fn http_post(path: &str, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> Bytes {
+    let mut head = format!("POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: {content_type}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut out = head.into_bytes();
     out.extend_from_slice(body);
     Bytes::from(out)
 }
@@ -362,9 +364,9 @@ mod tests {
 
     #[test]
     fn requests_are_well_formed() {
-        let r = http_post("/v1/topics/t/messages", "application/octet-stream", b"xyz");
+        let r = http_post("/v1/topics/t/messages", "application/octet-stream", &[("cairn-partition", "0")], b"xyz");
         assert!(r.starts_with(b"POST /v1/topics/t/messages HTTP/1.1\r\n"));
-        assert!(r.ends_with(b"content-length: 3\r\n\r\nxyz"));
+        assert!(r.ends_with(b"cairn-partition: 0\r\ncontent-length: 3\r\n\r\nxyz"));
         assert_eq!(&resp_xadd("s", b"v")[..], b"*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n$1\r\nf\r\n$1\r\nv\r\n");
     }
 

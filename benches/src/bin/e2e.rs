@@ -358,27 +358,21 @@ async fn closed_loop(
     Ok(Run { reqs, msgs: reqs * msgs_per_req, secs, hist, disk_writes: d.disk_writes, cpu_secs: d.cpu_secs })
 }
 
-/// An open-loop run (`cairn_benches::open_loop`: 64 connections over 2 client threads, each
-/// thread's requests released by one timer with a 100 µs tick) at `rate` requests/s for `secs`, with the server's CPU
-/// time and the block device's writes over the window, and how busy the whole machine was.
+/// An open-loop run (`cairn_benches::open_loop`: `conns` connections over 2 client threads,
+/// each thread's requests released by one timer with a 100 µs tick) at `rate` requests/s for
+/// `secs`, with the server's CPU time and the block device's writes over the window, and how
+/// busy the whole machine was.
 async fn open_loop(
     addr: SocketAddr,
     request: Bytes,
     protocol: Protocol,
+    conns: usize,
     rate: f64,
     secs: f64,
     probe: &Probe,
 ) -> Result<(Run, Load)> {
-    let spec = open_loop::Spec {
-        addr,
-        request,
-        protocol,
-        conns: 64,
-        threads: 2,
-        rate,
-        secs,
-        tick: Duration::from_micros(100),
-    };
+    let spec =
+        open_loop::Spec { addr, request, protocol, conns, threads: 2, rate, secs, tick: Duration::from_micros(100) };
     let s0 = probe.sample();
     let busy0 = cpu_busy_idle();
     let me = std::process::id();
@@ -670,6 +664,18 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 let run = closed_loop(addr, 32, warm, o.secs, req, 100, &probe).await?;
                 record_run(res, &name, &run);
                 res.set(&format!("{name}_mb"), run.msgs_per_s() * size as f64 / 1e6, "MB/s");
+                if raw && size == 100 && o.wants("latency") {
+                    // The batched workload's latency at half its peak, as the single one's.
+                    let lname = "cairn_latency_raw_100x100b_50pct";
+                    phase(lname);
+                    let rate = run.reqs_per_s() * 0.5;
+                    let path = format!("/v1/topics/{topic}/messages");
+                    let request = open_loop::http_post(&path, RAW, &[("cairn-partition", "0")], &raw_batch(100, size)?);
+                    let (lrun, load) = open_loop(addr, request, Protocol::Http, 32, rate, o.secs * 2.0, &probe).await?;
+                    res.set(&format!("{lname}_target_rate"), rate, "req/s");
+                    record_run(res, lname, &lrun);
+                    load.record(res, lname);
+                }
             }
         }
     }
@@ -708,9 +714,10 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 let request = open_loop::http_post(
                     &format!("/v1/topics/{topic}/messages"),
                     "application/octet-stream",
+                    &[],
                     &[b'x'; 100],
                 );
-                let (lrun, load) = open_loop(addr, request, Protocol::Http, rate, o.secs * 2.0, &probe).await?;
+                let (lrun, load) = open_loop(addr, request, Protocol::Http, 64, rate, o.secs * 2.0, &probe).await?;
                 res.set(&format!("{lname}_target_rate"), rate, "req/s");
                 record_run(res, lname, &lrun);
                 load.record(res, lname);
@@ -955,7 +962,7 @@ async fn redis_latency(peak: f64, secs: f64, dev: &str, res: &mut Results) -> Re
     let rate = peak * 0.5;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let (run, load) =
-        open_loop(addr, open_loop::resp_xadd("s", &[b'x'; 100]), Protocol::Resp, rate, secs, &probe).await?;
+        open_loop(addr, open_loop::resp_xadd("s", &[b'x'; 100]), Protocol::Resp, 64, rate, secs, &probe).await?;
     res.set("redis_latency_p1_50pct_target_rate", rate, "req/s");
     load.record(res, "redis_latency_p1_50pct");
     record_run(res, "redis_latency_p1_50pct", &run);
@@ -987,8 +994,9 @@ async fn hello_latency(rate: f64, secs: f64, dev: &str, res: &mut Results) -> Re
         let probe = Probe { dev: dev.to_string(), pid: Some(child.id()) };
         open_loop(
             addr,
-            open_loop::http_post("/", "application/octet-stream", &[b'x'; 100]),
+            open_loop::http_post("/", "application/octet-stream", &[], &[b'x'; 100]),
             Protocol::Http,
+            64,
             rate,
             secs,
             &probe,
@@ -1176,6 +1184,14 @@ fn rows(r: &Results) -> Vec<Row> {
         row(
             "p99 single produce at 50 % load",
             "cairn_latency_single_octet_50pct_p99",
+            "disk append_4k p99 fdatasync",
+            "append_4k_p99",
+            "µs",
+            None,
+        ),
+        row(
+            "p99 batched raw 100x100 B produce at 50 % load",
+            "cairn_latency_raw_100x100b_50pct_p99",
             "disk append_4k p99 fdatasync",
             "append_4k_p99",
             "µs",
