@@ -11,5 +11,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target-bench}
 cargo build --release -q -p cairn-server --bin cairnd
-cargo build --release -q -p cairn-benches --bin e2e
+cargo build --release -q -p cairn-benches --bin e2e --bin sync_floor
 exec "$CARGO_TARGET_DIR/release/e2e" --cairnd "$CARGO_TARGET_DIR/release/cairnd" --peers "${PEERS:-$root/../shared/peers}" "$@"

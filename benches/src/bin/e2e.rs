@@ -706,6 +706,18 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                     }
                     Err(e) => eprintln!("  note: no wrk measurement: {e}"),
                 }
+                phase("sync floor (hyper + group-committed fdatasync) under wrk");
+                let floor = match Control::sync_floor().await {
+                    Ok(c) => wrk_post(c.addr, "/", "application/octet-stream", 100, o.secs, &c.probe(&o.dev)),
+                    Err(e) => Err(e),
+                };
+                match floor {
+                    Ok((rps, cpu_us)) => {
+                        res.set("floor_single_wrk", rps, "req/s");
+                        res.set("floor_single_wrk_cpu_us_per_req", cpu_us, "us/req");
+                    }
+                    Err(e) => eprintln!("  note: no sync-floor measurement: {e:#}"),
+                }
             }
             if kind == "octet" && o.wants("latency") {
                 let rate = o.latency_rate.unwrap_or(run.reqs_per_s() * 0.5);
@@ -721,10 +733,7 @@ async fn cairn(o: &Opts, res: &mut Results) -> Result<()> {
                 res.set(&format!("{lname}_target_rate"), rate, "req/s");
                 record_run(res, lname, &lrun);
                 load.record(res, lname);
-                phase("null server (hyper hello) in the same open loop at the same rate");
-                if let Err(e) = hello_latency(rate, o.secs * 2.0, &o.dev, res).await {
-                    eprintln!("  note: no null-server latency: {e:#}");
-                }
+                control_latencies(rate, o.secs * 2.0, &o.dev, res).await;
             }
         }
     }
@@ -969,48 +978,101 @@ async fn redis_latency(peak: f64, secs: f64, dev: &str, res: &mut Results) -> Re
     Ok(())
 }
 
-/// The null-server control of the latency run: the hyper hello-world server of
-/// `hello_http.sh` (built there; `HELLO_DIR`, default `/tmp/cairn-peer-hello`) answering the
-/// same 100 B POSTs in the same open loop at the same rate as Cairn. What it shows is the
-/// latency of the load generator, loopback TCP and scheduling on this machine alone.
-async fn hello_latency(rate: f64, secs: f64, dev: &str, res: &mut Results) -> Result<()> {
-    let dir = std::env::var_os("HELLO_DIR").map_or_else(|| PathBuf::from("/tmp/cairn-peer-hello"), PathBuf::from);
-    let bin = dir.join("target/release/hello");
-    if !bin.exists() {
-        bail!("{} is not built (hello_http.sh builds it)", bin.display());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let mut child = Command::new(&bin).arg(port.to_string()).stdout(Stdio::null()).spawn()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut up = false;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            up = true;
-            break;
+/// A control server for the single-message runs: a binary that takes its port as the first
+/// argument (then `args`), killed when dropped.
+struct Control {
+    child: Child,
+    addr: SocketAddr,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Control {
+    /// The hyper hello-world server of `hello_http.sh` (built there; `HELLO_DIR`, default
+    /// `/tmp/cairn-peer-hello`): the null server.
+    async fn hello() -> Result<Control> {
+        let dir = std::env::var_os("HELLO_DIR").map_or_else(|| PathBuf::from("/tmp/cairn-peer-hello"), PathBuf::from);
+        let bin = dir.join("target/release/hello");
+        if !bin.exists() {
+            bail!("{} is not built (hello_http.sh builds it)", bin.display());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        Control::start(&bin, None).await
     }
-    let result = if up {
-        let probe = Probe { dev: dev.to_string(), pid: Some(child.id()) };
-        open_loop(
-            addr,
-            open_loop::http_post("/", "application/octet-stream", &[], &[b'x'; 100]),
-            Protocol::Http,
-            64,
-            rate,
-            secs,
-            &probe,
-        )
-        .await
-    } else {
-        Err(anyhow!("the hello server did not listen on {addr}"))
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    let (run, load) = result?;
-    record_run(res, "hello_latency_same_rate", &run);
-    load.record(res, "hello_latency_same_rate");
-    Ok(())
+
+    /// The sync floor (`benches/src/bin/sync_floor.rs`, built beside this binary): hyper plus
+    /// a group-committed `fdatasync` and nothing else, writing in a temp dir like `cairnd`'s.
+    async fn sync_floor() -> Result<Control> {
+        let bin = std::env::current_exe()?.with_file_name("sync_floor");
+        if !bin.exists() {
+            bail!("{} is not built (benches/run.sh builds it)", bin.display());
+        }
+        let dir = tempfile::Builder::new().prefix("cairn-e2e-floor.").tempdir()?;
+        Control::start(&bin, Some(dir)).await
+    }
+
+    async fn start(bin: &Path, dir: Option<tempfile::TempDir>) -> Result<Control> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut cmd = Command::new(bin);
+        cmd.arg(port.to_string()).stdout(Stdio::null());
+        if let Some(d) = &dir {
+            cmd.arg(d.path());
+        }
+        let mut control = Control { child: cmd.spawn()?, addr: SocketAddr::from(([127, 0, 0, 1], port)), _dir: dir };
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(control.addr).is_ok() {
+                return Ok(control);
+            }
+            if let Some(status) = control.child.try_wait()? {
+                bail!("{} exited ({status}) before listening", bin.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        bail!("{} did not listen on {}", bin.display(), control.addr)
+    }
+
+    fn probe(&self, dev: &str) -> Probe {
+        Probe { dev: dev.to_string(), pid: Some(self.child.id()) }
+    }
+
+    /// This server's latency for 100 B POSTs in the latency run's open loop at `rate`,
+    /// recorded as `name`.
+    async fn latency(&self, name: &str, rate: f64, secs: f64, dev: &str, res: &mut Results) -> Result<()> {
+        let request = open_loop::http_post("/", "application/octet-stream", &[], &[b'x'; 100]);
+        let (run, load) = open_loop(self.addr, request, Protocol::Http, 64, rate, secs, &self.probe(dev)).await?;
+        record_run(res, name, &run);
+        load.record(res, name);
+        Ok(())
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The controls of the latency run, in the same open loop at the same rate as Cairn: the null
+/// server (what the load generator, loopback TCP and scheduling cost on this machine alone) and
+/// the sync floor (what the architecture costs with no Cairn logic).
+async fn control_latencies(rate: f64, secs: f64, dev: &str, res: &mut Results) {
+    phase("null server (hyper hello) in the same open loop at the same rate");
+    match Control::hello().await {
+        Ok(c) => {
+            if let Err(e) = c.latency("hello_latency_same_rate", rate, secs, dev, res).await {
+                eprintln!("  note: no null-server latency: {e:#}");
+            }
+        }
+        Err(e) => eprintln!("  note: no null-server latency: {e:#}"),
+    }
+    phase("sync floor (hyper + group-committed fdatasync) in the same open loop at the same rate");
+    match Control::sync_floor().await {
+        Ok(c) => {
+            if let Err(e) = c.latency("floor_latency_same_rate", rate, secs, dev, res).await {
+                eprintln!("  note: no sync-floor latency: {e:#}");
+            }
+        }
+        Err(e) => eprintln!("  note: no sync-floor latency: {e:#}"),
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1117,6 +1179,30 @@ fn rows(r: &Results) -> Vec<Row> {
             Some(0.6),
         ),
         row(
+            "single msg (octet) 100 B, wrk 64 conns",
+            "cairn_produce_single_octet_100b_wrk",
+            "sync floor: hyper + group-committed fdatasync, no Cairn logic (wrk)",
+            "floor_single_wrk",
+            "req/s",
+            None,
+        ),
+        row(
+            "sync floor (no Cairn logic), wrk 64 conns",
+            "floor_single_wrk",
+            "hyper hello POST 1 KiB (wrk)",
+            "hello_post_1k",
+            "req/s",
+            None,
+        ),
+        row(
+            "sync floor (no Cairn logic), wrk 64 conns",
+            "floor_single_wrk",
+            "Redis XADD P1",
+            "redis_xadd_always_p1_100b",
+            "req/s vs msgs/s",
+            None,
+        ),
+        row(
             "single msg (octet) 100 B, own client 64 conns",
             "cairn_produce_single_octet_100b",
             "hyper hello POST 1 KiB (wrk)",
@@ -1202,6 +1288,22 @@ fn rows(r: &Results) -> Vec<Row> {
             "cairn_latency_single_octet_50pct_p99",
             "null server (hyper hello) p99, same open loop and rate",
             "hello_latency_same_rate_p99",
+            "µs",
+            None,
+        ),
+        row(
+            "p99 single produce at 50 % load",
+            "cairn_latency_single_octet_50pct_p99",
+            "sync floor p99, same open loop and rate",
+            "floor_latency_same_rate_p99",
+            "µs",
+            None,
+        ),
+        row(
+            "sync floor (no Cairn logic) p99, same rate",
+            "floor_latency_same_rate_p99",
+            "disk append_4k p99 fdatasync",
+            "append_4k_p99",
             "µs",
             None,
         ),
@@ -1341,6 +1443,7 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
                 bar("Redis XADD always, pipeline 1", "redis_xadd_always_p1_100b", REDIS),
                 bar("RabbitMQ quorum, confirms", "rabbitmq_amqp_quorum_100b", RABBIT),
                 bar("RabbitMQ classic, confirms", "rabbitmq_amqp_classic_100b", RABBIT),
+                bar("sync floor: hyper + fdatasync group commit (wrk)", "floor_single_wrk", LIMIT),
                 bar("hyper hello-world POST (no disk)", "hello_post_1k", LIMIT),
                 bar("disk: 4 KiB appends + fdatasync", "append_4k_ops", LIMIT),
             ]
@@ -1377,6 +1480,7 @@ fn svg(o: &Opts, r: &Results) -> Result<()> {
                 bar("Cairn p99", "cairn_latency_single_octet_50pct_p99", CAIRN),
                 bar("Cairn p99.9", "cairn_latency_single_octet_50pct_p999", CAIRN),
                 bar("null server (hello) p99, same rate", "hello_latency_same_rate_p99", LIMIT),
+                bar("sync floor p99, same rate", "floor_latency_same_rate_p99", LIMIT),
                 bar("Redis XADD always P1 p50", "redis_latency_p1_50pct_p50", REDIS),
                 bar("Redis XADD always P1 p99", "redis_latency_p1_50pct_p99", REDIS),
                 bar("Redis XADD always P1 p99.9", "redis_latency_p1_50pct_p999", REDIS),
