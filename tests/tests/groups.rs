@@ -304,6 +304,18 @@ async fn cursor_commits_reads_from_the_group_and_replays() {
         json!({"topic": "cur", "partition": 0, "offset": 4, "end_offset": 10, "lag": 6, "in_flight": 0})
     );
     assert_eq!(got["offsets"][1]["lag"], json!(0));
+    // The description (and the offsets without `?topic=`) covers every partition of the topic,
+    // the untouched one at the group's start position, not only the partition committed in.
+    let d = s.get("/v1/groups/reader").await.json();
+    let rows: Vec<(Value, Value, Value)> = d["topics"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["partition"].clone(), p["committed"].clone(), p["lag"].clone()))
+        .collect();
+    assert_eq!(rows, vec![(json!(0), json!(4), json!(6)), (json!(1), json!(0), json!(0))], "{d}");
+    assert_eq!(d["partitions"], d["topics"][0]["partitions"], "{d}");
+    assert_eq!(s.get("/v1/groups/reader/offsets").await.json(), got);
     // An unknown query parameter is ignored here as on every other route (it was a 400).
     assert_eq!(s.get("/v1/groups/reader/offsets?topic=cur&_=1").await.json(), got);
     let read = s.read("cur", 0, "group=reader&max_messages=2").await;

@@ -330,26 +330,65 @@ impl GroupEngine {
         }
         let mut topics: Vec<TopicView> = Vec::new();
         let mut flat = Vec::new();
-        for ((topic, p), c) in &g.cursors {
-            let end =
-                self.catalog.topic(topic).and_then(|t| t.partition(*p)).map_or(c.committed(), |part| part.end_offset());
+        for (topic, p, part, cursor) in self.positions(&g) {
+            let (committed, in_flight, dead_lettered, redeliveries) = match (cursor, &part) {
+                (Some(c), _) => (c.committed(), c.in_flight(), c.dead_lettered, c.redeliveries),
+                (None, Some(part)) => (Self::start_position(&g.config, part), 0, 0, 0),
+                (None, None) => continue,
+            };
+            let end = part.as_ref().map_or(committed, PartitionLog::end_offset);
             let view = PartitionView {
-                topic: topic.clone(),
-                partition: *p,
-                committed: c.committed(),
+                topic: topic.to_string(),
+                partition: p,
+                committed,
                 end_offset: end,
-                lag: end.saturating_sub(c.committed()),
-                in_flight: c.in_flight(),
-                dead_lettered: c.dead_lettered,
-                redeliveries: c.redeliveries,
+                lag: end.saturating_sub(committed),
+                in_flight,
+                dead_lettered,
+                redeliveries,
             };
             match topics.last_mut() {
-                Some(t) if t.topic == *topic => t.partitions.push(view.clone()),
-                _ => topics.push(TopicView { topic: topic.clone(), partitions: vec![view.clone()] }),
+                Some(t) if t.topic == topic => t.partitions.push(view.clone()),
+                _ => topics.push(TopicView { topic: topic.to_string(), partitions: vec![view.clone()] }),
             }
             flat.push(view);
         }
         Ok(GroupView { name: group.to_string(), config: g.config.clone(), topics, partitions: flat })
+    }
+
+    /// Every partition of every topic the group has a position in, in (topic, partition)
+    /// order: each with its log (`None` if the topic is gone) and the group's cursor there
+    /// (`None` for a partition the group has not touched yet, which it would start at its
+    /// start position: a partition added later, or one it never committed or fetched in).
+    /// So a description, and the lag in it, covers the whole topic, as `GET .../offsets?topic=`
+    /// does, not only the partitions the group happened to touch.
+    fn positions<'a>(&self, g: &'a GroupState) -> Vec<(&'a str, u32, Option<PartitionLog>, Option<&'a Cursor>)> {
+        let mut out = Vec::new();
+        let mut cursors = g.cursors.iter().peekable();
+        while let Some(&(key, _)) = cursors.peek() {
+            let topic: &'a str = key.0.as_str();
+            let mut mine: BTreeMap<u32, &'a Cursor> = BTreeMap::new();
+            while let Some(((_, p), c)) = cursors.next_if(|((t, _), _)| t == topic) {
+                mine.insert(*p, c);
+            }
+            match self.catalog.topic(topic) {
+                Some(t) => {
+                    let parts = t.partitions();
+                    let count = parts.len() as u64;
+                    for part in parts {
+                        let p = part.partition();
+                        out.push((topic, p, Some(part), mine.get(&p).copied()));
+                    }
+                    // A cursor beyond the topic's partitions (not expected): shown as it is.
+                    out.extend(
+                        mine.range(u32::try_from(count).unwrap_or(u32::MAX)..)
+                            .map(|(p, c)| (topic, *p, None, Some(*c))),
+                    );
+                }
+                None => out.extend(mine.into_iter().map(|(p, c)| (topic, p, None, Some(c)))),
+            }
+        }
+        out
     }
 
     /// `DELETE /v1/groups/{group}`.
@@ -446,13 +485,15 @@ impl GroupEngine {
                 if !Self::exists(&g) {
                     return Err(GroupError::GroupNotFound(group.to_string()));
                 }
-                Ok(g.cursors
-                    .iter()
-                    .filter_map(|((t, p), c)| {
-                        self.catalog
-                            .topic(t)?
-                            .partition(*p)
-                            .map(|part| offset_view(&part, c.committed(), c.in_flight()))
+                Ok(self
+                    .positions(&g)
+                    .into_iter()
+                    .filter_map(|(_, _, part, cursor)| {
+                        let part = part?;
+                        Some(match cursor {
+                            Some(c) => offset_view(&part, c.committed(), c.in_flight()),
+                            None => offset_view(&part, Self::start_position(&g.config, &part), 0),
+                        })
                     })
                     .collect())
             }
