@@ -24,13 +24,11 @@ pub const RECORDS_MEDIA_TYPE: &str = "application/vnd.cairn.records";
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    // The cause is printed by the error chain (`{:#}`), not repeated here.
-    #[error("cannot reach the server at {url}")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// No reply: the connection could not be made, broke, or timed out. One line: the
+    /// server's address and the root cause (reqwest's own wrapping, which repeats the URL,
+    /// is left out).
+    #[error("{}", transport_text(.url, .cause))]
+    Transport { url: String, cause: reqwest::Error },
     #[error("{code}: {message} (HTTP {status})")]
     Status { status: u16, code: String, message: String },
     #[error("unexpected reply from {url}: {reason}")]
@@ -62,10 +60,7 @@ impl Api {
     /// `token` as a bearer token and trusting the PEM certificates in `ca_cert` as well as the
     /// web PKI roots.
     pub fn new(base: &str, token: Option<&str>, ca_cert: Option<&std::path::Path>) -> anyhow::Result<Api> {
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            let msg = format!("--url must start with http:// or https://, got {base:?}");
-            return Err(crate::outcome::UsageError(msg).into());
-        }
+        let base = base_url(base)?;
         let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -84,7 +79,7 @@ impl Api {
             }
         }
         let http = http.build()?;
-        Ok(Api { http, base: base.trim_end_matches('/').to_string() })
+        Ok(Api { http, base })
     }
 
     /// The full URL of `path` (which starts with `/`).
@@ -100,9 +95,9 @@ impl Api {
     /// Sends a request; a non-2xx reply becomes [`ApiError::Status`].
     pub async fn send(&self, rb: RequestBuilder) -> ApiResult<Response> {
         let (client, request) = rb.build_split();
-        let request = request.map_err(|source| ApiError::Transport { url: self.base.clone(), source })?;
+        let request = request.map_err(|cause| ApiError::Transport { url: self.base.clone(), cause })?;
         let url = request.url().to_string();
-        let resp = client.execute(request).await.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+        let resp = client.execute(request).await.map_err(|cause| ApiError::Transport { url: url.clone(), cause })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -115,7 +110,7 @@ impl Api {
     pub async fn call(&self, rb: RequestBuilder) -> ApiResult<Value> {
         let resp = self.send(rb).await?;
         let url = resp.url().to_string();
-        let body = resp.bytes().await.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+        let body = resp.bytes().await.map_err(|cause| ApiError::Transport { url: url.clone(), cause })?;
         if body.is_empty() {
             return Ok(Value::Null);
         }
@@ -158,7 +153,7 @@ impl Api {
             self.send(self.request(Method::GET, path, Duration::ZERO).header(ACCEPT, RECORDS_MEDIA_TYPE)).await?;
         let headers = resp.headers().clone();
         let url = resp.url().to_string();
-        let body = resp.bytes().await.map_err(|source| ApiError::Transport { url, source })?;
+        let body = resp.bytes().await.map_err(|cause| ApiError::Transport { url, cause })?;
         Ok((headers, body))
     }
 
@@ -171,7 +166,7 @@ impl Api {
         let mut stream = resp.bytes_stream();
         let mut parser = SseParser::default();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|source| ApiError::Transport { url: url.clone(), source })?;
+            let chunk = chunk.map_err(|cause| ApiError::Transport { url: url.clone(), cause })?;
             for event in parser.push(&chunk) {
                 if events.send(Ok(event)).await.is_err() {
                     return Ok(());
@@ -179,6 +174,49 @@ impl Api {
             }
         }
         Ok(())
+    }
+}
+
+/// The server's base URL from `--url`: `http://` or `https://` and a host, with an optional
+/// port; a bare `host:port` (the form `cairnd --listen` takes) means `http://host:port`.
+/// Anything else is a usage error.
+pub fn base_url(given: &str) -> Result<String, crate::outcome::UsageError> {
+    let usage = |why: String| crate::outcome::UsageError(format!("--url {given:?} {why}"));
+    let with_scheme = if given.contains("://") { given.to_string() } else { format!("http://{given}") };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|e| usage(format!("is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(usage("must be http:// or https://".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(usage("has no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(usage("must not have a query or fragment".into()));
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+/// One line for a request that got no reply: where, and the innermost cause.
+fn transport_text(url: &str, err: &reqwest::Error) -> String {
+    let server = reqwest::Url::parse(url).map_or_else(|_| url.to_string(), |u| u.origin().ascii_serialization());
+    if err.is_timeout() {
+        return format!("no reply from the server at {server} in time (request to {url} timed out)");
+    }
+    let mut root: &dyn std::error::Error = err;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let io_kind = root.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+    let cause = match io_kind {
+        Some(std::io::ErrorKind::ConnectionRefused) => {
+            "connection refused (is cairnd running there? the address is --url or CAIRN_URL)".to_string()
+        }
+        _ => root.to_string(),
+    };
+    if err.is_connect() {
+        format!("cannot reach the server at {server}: {cause}")
+    } else {
+        format!("request to {url} failed: {cause}")
     }
 }
 
@@ -286,5 +324,16 @@ mod tests {
     fn segments_are_encoded() {
         assert_eq!(seg("orders.v1_x-y"), "orders.v1_x-y");
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url("http://127.0.0.1:7420/").unwrap(), "http://127.0.0.1:7420");
+        assert_eq!(base_url("https://cairn.example").unwrap(), "https://cairn.example");
+        assert_eq!(base_url("127.0.0.1:7420").unwrap(), "http://127.0.0.1:7420");
+        assert_eq!(base_url("localhost:7420").unwrap(), "http://localhost:7420");
+        for bad in ["http://[::1", "ftp://host", "http://", "", "http://h:99999", "http://h/?x=1"] {
+            assert!(base_url(bad).is_err(), "{bad:?}");
+        }
     }
 }

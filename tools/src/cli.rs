@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// Default server address, also the default of `cairnd --listen`.
 pub const URL_DEFAULT: &str = "http://127.0.0.1:7420";
 
@@ -30,23 +33,23 @@ const AFTER_HELP: &str = "Examples:
   cairn dump --data-dir ./data --topic orders --records --json
 
 Exit codes: 0 success; 1 failure (a request failed, damage found, data directory locked);
-2 usage error.";
+2 usage error; 130 stopped by Ctrl-C. More: docs/OPERATIONS.md, \"The cairn command line\".";
 
 /// `cairn`: the command-line tool of the Cairn message store.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about = ABOUT, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// Base URL of the server, for online commands.
-    #[arg(long, global = true, env = "CAIRN_URL", default_value = URL_DEFAULT)]
+    /// Server of online commands: http://HOST:PORT or https://HOST:PORT (a bare HOST:PORT means http).
+    #[arg(long, global = true, env = "CAIRN_URL", default_value = URL_DEFAULT, help_heading = GLOBAL)]
     pub url: String,
     /// Bearer token for a server with authentication (sent as `Authorization: Bearer`).
-    #[arg(long, global = true, env = "CAIRN_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "CAIRN_TOKEN", hide_env_values = true, help_heading = GLOBAL)]
     pub token: Option<String>,
     /// Extra CA certificate(s) to trust for an https:// --url (PEM file; e.g. a self-signed cert).
-    #[arg(long, global = true, env = "CAIRN_CA_CERT", value_name = "PATH")]
+    #[arg(long, global = true, env = "CAIRN_CA_CERT", value_name = "PATH", help_heading = GLOBAL)]
     pub ca_cert: Option<PathBuf>,
-    /// Machine-readable JSON output instead of tables.
-    #[arg(long, global = true)]
+    /// Machine-readable JSON output instead of tables (NDJSON, one message per line, for consume).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -157,28 +160,28 @@ pub enum TopicsCmd {
 pub struct TopicCreateArgs {
     /// Topic name: 1-249 characters of [A-Za-z0-9._-].
     pub name: String,
-    /// Number of partitions.
+    /// Number of partitions [server default: 1].
     #[arg(long, short)]
     pub partitions: Option<u32>,
-    /// Retention by age in ms, or "unlimited".
+    /// Retention by age in ms, or "unlimited" [server default: 604800000, 7 days].
     #[arg(long, value_parser = parse_limit)]
     pub retention_ms: Option<Limit>,
-    /// Retention by size in bytes, or "unlimited".
+    /// Retention by size in bytes per partition, or "unlimited" [server default: unlimited].
     #[arg(long, value_parser = parse_limit)]
     pub retention_bytes: Option<Limit>,
-    /// Segment size in bytes (at least 4096).
+    /// Segment size in bytes, at least 4096 [server default: 134217728, 128 MiB].
     #[arg(long)]
     pub segment_bytes: Option<u64>,
-    /// What happens to old data.
+    /// What happens to old data: deleted by retention, or compacted by key [server default: delete].
     #[arg(long, value_enum)]
     pub cleanup_policy: Option<CleanupPolicyArg>,
-    /// Compression of stored batches.
+    /// Compression of stored batches [server default: none].
     #[arg(long, value_enum)]
     pub compression: Option<CompressionArg>,
-    /// "always" (fdatasync before each reply) or an interval in ms.
+    /// "always" (fdatasync before each reply) or an interval in ms [server default: always].
     #[arg(long, value_parser = parse_sync)]
     pub sync: Option<SyncArg>,
-    /// Largest message (key + value + headers) in bytes.
+    /// Largest message (key + value + headers) in bytes [server default: 1048576, 1 MiB].
     #[arg(long)]
     pub max_message_bytes: Option<u64>,
 }
@@ -266,10 +269,10 @@ pub struct ConsumeArgs {
     /// Read only this partition (default: all).
     #[arg(long, short)]
     pub partition: Option<u32>,
-    /// Start at this offset.
+    /// Start at this offset (in each partition read).
     #[arg(long, conflicts_with_all = ["from", "timestamp", "group"])]
     pub offset: Option<u64>,
-    /// Start at the earliest or the latest offset (default: earliest).
+    /// Start at the earliest or the latest offset [default: earliest, unlike kafka-console-consumer].
     #[arg(long, value_enum, conflicts_with_all = ["timestamp", "group"])]
     pub from: Option<FromArg>,
     /// Start at the first message with a timestamp (ms since the epoch) at or after this one.
@@ -284,7 +287,7 @@ pub struct ConsumeArgs {
     /// Lease only, do not acknowledge (messages are delivered again after the ack timeout).
     #[arg(long, requires = "group")]
     pub no_ack: bool,
-    /// Stop after this many messages.
+    /// Stop after this many messages [default: no limit].
     #[arg(long, short = 'n')]
     pub max_messages: Option<u64>,
     /// Messages per request.
@@ -356,10 +359,10 @@ pub struct CompactArgs {
     #[arg(required_unless_present = "topic_flag", conflicts_with = "topic_flag")]
     pub topic: Option<String>,
     /// Topic to compact (same as the positional argument).
-    #[arg(long = "topic", short = 't', id = "topic_flag")]
+    #[arg(long = "topic", short = 't', id = "topic_flag", value_name = "TOPIC")]
     pub topic_flag: Option<String>,
-    /// Compact offline in this data directory (the server must be stopped).
-    #[arg(long)]
+    /// Compact offline in this data directory (the server must be stopped) [default: online, through --url].
+    #[arg(long, short)]
     pub data_dir: Option<PathBuf>,
 }
 
@@ -375,7 +378,7 @@ pub struct VerifyArgs {
     /// Data directory of a stopped server.
     #[arg(long, short)]
     pub data_dir: PathBuf,
-    /// Only this topic.
+    /// Only this topic [default: every topic].
     #[arg(long, short)]
     pub topic: Option<String>,
     /// Also decode every record (decompressing zstd batches), not only CRCs and headers.
@@ -437,7 +440,7 @@ pub struct BenchArgs {
     /// Concurrent connections (requests in flight).
     #[arg(long, short, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connections: u32,
-    /// Stop each phase after this many seconds even if not all messages are done.
+    /// Stop each phase after this many seconds even if not all messages are done [default: no limit].
     #[arg(long, short)]
     pub duration: Option<u64>,
     /// Partitions of a topic the bench creates (default: one per connection).

@@ -1,9 +1,13 @@
 //! `cairn`: the command-line tool of the Cairn message store.
 //!
 //! This file only parses the command line, runs the chosen command and turns its outcome
-//! into an exit status (0 success, 1 failure or damage found, 2 usage error; see
+//! into an exit status (0 success, 1 failure or damage found, 2 usage error, 130 Ctrl-C; see
 //! [`outcome`]). Online commands are in [`commands`] over the HTTP client in [`api`];
-//! offline commands on a stopped server's data directory are in [`offline`].
+//! offline commands on a stopped server's data directory are in [`offline`]. Everything
+//! printed to stdout goes through [`output`] (a closed pipe is a quiet exit, not a panic).
+
+#[macro_use]
+mod output;
 
 mod api;
 mod cli;
@@ -18,7 +22,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match commands::run(cli) {
+    let result = commands::run(cli);
+    output::flush();
+    match result {
         Ok(outcome) => outcome.exit_code(),
         Err(err) => outcome::report_error(&err),
     }

@@ -3,7 +3,9 @@
 //! The exit status is part of the CLI's contract, so scripts can rely on it:
 //! `0` the command did what was asked (and, for `verify`, found nothing wrong); `1` it failed
 //! (a request failed, the data directory is locked, damage was found); `2` the command line
-//! was wrong (clap reports its own usage errors with 2 as well).
+//! was wrong (clap reports its own usage errors with 2 as well); `130` it was stopped by
+//! Ctrl-C (SIGINT) — what a shell shows for a process killed by it, but after a clean stop:
+//! `consume` finishes acknowledging what it printed, `bench` deletes the topic it made.
 
 use std::process::ExitCode;
 
@@ -14,6 +16,8 @@ pub enum Outcome {
     Ok,
     /// The command ran but found a problem it already reported (e.g. damage).
     Failed,
+    /// Stopped by Ctrl-C (SIGINT), cleanly.
+    Interrupted,
 }
 
 impl Outcome {
@@ -22,6 +26,7 @@ impl Outcome {
         match self {
             Outcome::Ok => ExitCode::SUCCESS,
             Outcome::Failed => ExitCode::from(EXIT_FAILURE),
+            Outcome::Interrupted => ExitCode::from(EXIT_INTERRUPTED),
         }
     }
 }
@@ -30,6 +35,14 @@ impl Outcome {
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit status of a usage error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status after Ctrl-C (128 + SIGINT, as shells report a process it killed).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Ctrl-C (SIGINT) as a stream: once made, SIGINT no longer kills the process; each one is
+/// seen by the next `recv` (one pending at most), also if it came while nothing waited.
+pub fn interrupts() -> anyhow::Result<tokio::signal::unix::Signal> {
+    Ok(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?)
+}
 
 /// A mistake in the command line found after parsing (exit status 2).
 #[derive(Debug, thiserror::Error)]

@@ -74,7 +74,7 @@ impl Table {
 
     /// Prints the table to stdout.
     pub fn print(&self) {
-        print!("{}", self.render());
+        out!("{}", self.render());
     }
 }
 
@@ -90,19 +90,19 @@ fn looks_numeric(cell: &str) -> bool {
 pub fn print_pairs(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in pairs {
-        println!("{k:<width$}  {v}");
+        outln!("{k:<width$}  {v}");
     }
 }
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Prints a value as one line of JSON on stdout (for NDJSON streams).
 pub fn print_json_line<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string(value)?);
+    outln!("{}", serde_json::to_string(value)?);
     Ok(())
 }
 

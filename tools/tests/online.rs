@@ -228,3 +228,91 @@ fn token_and_https_url() {
     // "over-tls" is not JSON, so --json shows it as base64.
     assert!(String::from_utf8_lossy(&out.stdout).contains("b3Zlci10bHM="), "{}", text(&out));
 }
+
+fn spawn(server: &Server, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .env("CAIRN_URL", &server.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cairn")
+}
+
+/// Ctrl-C, as a terminal sends it.
+fn interrupt(child: &std::process::Child) {
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    assert!(status.success(), "kill -INT failed");
+}
+
+/// Ctrl-C stops a group consumer cleanly: exit 130 (what a shell shows for Ctrl-C), and the
+/// messages it printed are acknowledged, not delivered again. A tail stops with 130 as well.
+/// (Before, SIGINT killed the process wherever it was: no exit status, printed messages
+/// possibly unacknowledged.)
+#[test]
+fn ctrl_c_stops_consumers_cleanly() {
+    let server = Server::start();
+    ok(&server, &["topics", "create", "jobs", "--partitions", "2"]);
+    ok(&server, &["produce", "jobs", "a", "b", "c"]);
+
+    let mut child = spawn(&server, &["--json", "consume", "jobs", "--group", "workers", "--follow"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for _ in 0..3 {
+        lines.next().expect("a message").expect("read");
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait cairn");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted: 3 message(s)"), "{}", text(&out));
+    let desc = json(&server, &["groups", "describe", "workers"]);
+    let parts = desc["partitions"].as_array().expect("partitions");
+    assert!(parts.iter().all(|p| p["lag"] == 0 && p["in_flight"] == 0), "printed means acknowledged: {desc}");
+
+    let mut child = spawn(&server, &["--json", "tail", "jobs"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for _ in 0..3 {
+        lines.next().expect("a message").expect("read");
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait cairn");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+}
+
+/// Ctrl-C during `bench` deletes the topic the bench created (it was left behind before).
+#[test]
+fn ctrl_c_during_bench_deletes_its_topic() {
+    let server = Server::start();
+    let child = spawn(&server, &["--json", "bench", "--messages", "1000000000", "--batch", "10", "-c", "1"]);
+    let bench_topics = |server: &Server| -> Vec<String> {
+        let list = json(server, &["topics", "list"]);
+        let names = list["topics"].as_array().expect("topics").iter().filter_map(|t| t["name"].as_str());
+        names.filter(|n| n.starts_with("cairn-bench-")).map(str::to_string).collect()
+    };
+    // The bench's topic appears once it runs (nothing to wait on but the server's list).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while bench_topics(&server).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no bench topic appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait cairn");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deleted"), "{}", text(&out));
+    assert_eq!(bench_topics(&server), Vec::<String>::new());
+}
+
+/// A produce from standard input that fails part way says how many messages were stored
+/// before the failure (a rerun must skip them).
+#[test]
+fn a_failed_stdin_produce_says_what_was_stored() {
+    let server = Server::start();
+    let input: String = (0..600).map(|i| format!("{i}\n")).collect::<String>() + "not json\n";
+    let out = produce_stdin(&server, &["produce", "nums", "--value-format", "json", "--batch", "100"], &input);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stored = json(&server, &["topics", "describe", "nums"])["partitions"][0]["end_offset"].as_u64().unwrap();
+    assert!(stored > 0, "{}", text(&out));
+    assert!(stderr.contains(&format!("stopped after {stored} message(s) were produced to nums")), "{stderr}");
+    assert!(stderr.contains("message 601 is not valid JSON"), "{stderr}");
+}

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use cairn_storage::batch;
 use cairn_storage::BatchBuilder;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{seg, Api};
 use crate::cli::{BenchArgs, BenchMode};
-use crate::outcome::{Outcome, UsageError};
+use crate::outcome::{interrupts, Outcome, UsageError};
 use crate::table::{self, Table};
 
 /// Largest latency the histogram records, in microseconds (longer ones are clamped).
@@ -65,14 +65,25 @@ pub async fn run(api: &Api, args: BenchArgs, json: bool) -> anyhow::Result<Outco
     if args.size > 16 * 1024 * 1024 {
         return Err(UsageError("--size is at most 16 MiB".into()).into());
     }
+    let mut interrupts = interrupts()?;
     let (topic, created) = prepare_topic(api, &args).await?;
     let partitions = partition_count(api, &topic).await?;
-    let outcome = run_phases(api, &args, &topic, partitions, json).await;
+    // Ctrl-C stops the load where it is (the workers are cancelled); the topic the bench made
+    // is deleted all the same.
+    let outcome = tokio::select! {
+        done = run_phases(api, &args, &topic, partitions, json) => Some(done),
+        _ = interrupts.recv() => None,
+    };
     if created && !args.keep {
         if let Err(e) = api.delete(&format!("/v1/topics/{}", seg(&topic))).await {
             eprintln!("warning: could not delete bench topic {topic}: {e}");
         }
     }
+    let Some(outcome) = outcome else {
+        let kept = if created && !args.keep { "deleted" } else { "kept" };
+        eprintln!("interrupted: no summary; bench topic {topic} {kept}");
+        return Ok(Outcome::Interrupted);
+    };
     let results = outcome?;
     if json {
         table::print_json(&json!({
@@ -133,10 +144,12 @@ fn progress(total: u64, label: &str, hidden: bool) -> ProgressBar {
     if hidden {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} msgs {per_sec} eta {eta}")
-        .map(|s| s.progress_chars("=> "))
-    {
-        bar.set_style(style);
+    let template = "{prefix:>8} [{bar:40}] {human_pos}/{human_len} msgs  {rate}  eta {eta}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        let rate = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{} msg/s", table::count(state.per_sec().round() as u64));
+        };
+        bar.set_style(style.progress_chars("=> ").with_key("rate", rate));
     }
     bar.set_prefix(label.to_string());
     bar
@@ -308,9 +321,11 @@ fn result(phase: &'static str, shared: &Shared, elapsed: Duration, hist: &Histog
 }
 
 fn print_summary(topic: &str, args: &BenchArgs, partitions: u32, results: &[PhaseResult]) {
-    println!(
+    outln!(
         "topic {topic}: {partitions} partition(s), {} B values, {} per batch, {} connection(s)",
-        args.size, args.batch, args.connections
+        args.size,
+        args.batch,
+        args.connections
     );
     let mut t = Table::new(&[
         "PHASE", "MESSAGES", "REQUESTS", "SECONDS", "MSG/S", "MB/S", "P50 MS", "P99 MS", "P999 MS", "MAX MS",

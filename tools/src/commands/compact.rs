@@ -9,11 +9,15 @@
 //! Offline (`--data-dir DIR --topic T`): the storage engine's own compaction
 //! (`Catalog::compact_topic`) on a stopped server's data directory, with the same statistics;
 //! refused with a clear message while a server holds the directory's lock.
+//!
+//! Both show a spinner with the current step and the time so far while they run (on a
+//! terminal only), then the statistics table.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use cairn_storage::{Catalog, CatalogOptions, Error as StorageError};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -25,7 +29,11 @@ use crate::table::{self, Table};
 
 pub async fn run_online(api: &Api, args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
     let topic = args.topic();
-    let reply = match api.send_json(Method::POST, &format!("/v1/topics/{}/compact", seg(topic)), &json!({})).await {
+    let spinner = spinner(json);
+    spinner.set_message(format!("compacting topic {topic} on the server"));
+    let replied = api.send_json(Method::POST, &format!("/v1/topics/{}/compact", seg(topic)), &json!({})).await;
+    spinner.finish_and_clear();
+    let reply = match replied {
         Ok(reply) => reply,
         Err(e @ ApiError::Status { status: 404 | 405, .. }) if e.code() != Some("topic_not_found") => {
             return Err(anyhow::Error::new(e).context("this server does not offer compaction (no compact endpoint)"));
@@ -35,7 +43,7 @@ pub async fn run_online(api: &Api, args: &CompactArgs, json: bool) -> anyhow::Re
     if json {
         table::print_json(&reply)?;
     } else {
-        println!("compacted topic {topic}");
+        outln!("compacted topic {topic}");
         print_stats(&reply);
     }
     Ok(Outcome::Ok)
@@ -49,12 +57,17 @@ pub fn run_offline(args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
     // The engine takes the lock itself; this first gives the clear refusal of every
     // offline command while a server holds the directory.
     drop(offline::lock_data_dir(dir)?);
+    let topic = args.topic();
+    let spinner = spinner(json);
+    spinner.set_message(format!("opening data directory {}", dir.display()));
     let opts = CatalogOptions { writer_threads: 1, ..CatalogOptions::default() };
     let catalog = Catalog::open(dir, opts).with_context(|| format!("cannot open data directory {}", dir.display()))?;
-    let topic = args.topic();
+    spinner.set_message(format!("compacting topic {topic}"));
     let compacted = catalog.compact_topic(topic);
     // Closed cleanly whatever happened, so the next open needs no recovery.
+    spinner.set_message(format!("closing data directory {}", dir.display()));
     let closed = catalog.close();
+    spinner.finish_and_clear();
     let stats = match compacted {
         Ok(stats) => stats,
         Err(StorageError::TopicNotFound(_)) => anyhow::bail!("no topic {topic} in {}", dir.display()),
@@ -65,16 +78,31 @@ pub fn run_offline(args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
     if json {
         table::print_json(&reply)?;
     } else {
-        println!("compacted topic {topic} in {}", dir.display());
+        outln!("compacted topic {topic} in {}", dir.display());
         print_stats(&reply);
     }
     Ok(Outcome::Ok)
 }
 
+/// The progress shown while an offline compaction runs (the engine reports no fraction done,
+/// so a spinner with the step and the time so far). On stderr, and only on a terminal:
+/// indicatif draws nothing when stderr is not one.
+fn spinner(json: bool) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if json {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
 /// Prints compaction statistics: a before/after table, then any other fields.
 fn print_stats(reply: &Value) {
     let Some(obj) = reply.as_object() else {
-        println!("{reply}");
+        outln!("{reply}");
         return;
     };
     let mut pairs: BTreeMap<String, (Option<Value>, Option<Value>)> = BTreeMap::new();
@@ -106,7 +134,7 @@ fn print_stats(reply: &Value) {
     }
     let rest: Vec<(&str, String)> = rest.iter().map(|(k, v)| (k.as_str(), stat(k, Some(v)))).collect();
     if !rest.is_empty() {
-        println!();
+        outln!();
         table::print_pairs(&rest);
     }
 }

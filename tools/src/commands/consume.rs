@@ -5,16 +5,18 @@
 //! [headers]`; values are printed as their exact bytes (reads ask for `encoding=base64`)
 //! when they are text, else as hex. `--json` prints the server's message objects as NDJSON.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
+use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
 use crate::api::{seg, Api, ApiError, ApiResult, SseEvent};
 use crate::cli::{ConsumeArgs, FromArg};
-use crate::outcome::{Outcome, UsageError};
+use crate::outcome::{interrupts, Outcome, UsageError};
 use crate::table;
 
 /// Long-poll wait of a group fetch in `--follow` mode.
@@ -22,14 +24,28 @@ const GROUP_WAIT_MS: u64 = 10_000;
 
 pub async fn run(api: &Api, args: ConsumeArgs, json: bool) -> anyhow::Result<Outcome> {
     let printer = Printer { json };
+    let mut interrupts = interrupts()?;
     if let Some(group) = args.group.clone() {
         if args.partition.is_some() {
             return Err(
                 UsageError("--partition cannot be used with --group (a group fetch spans partitions)".into()).into()
             );
         }
-        return consume_group(api, &args, &group, printer).await;
+        return consume_group(api, &args, &group, printer, &mut interrupts).await;
     }
+    // A read has nothing to finish: Ctrl-C stops it where it is.
+    let printed = AtomicU64::new(0);
+    tokio::select! {
+        done = read(api, &args, printer, &printed) => done,
+        _ = interrupts.recv() => {
+            eprintln!("interrupted: {} message(s) printed", printed.load(Ordering::Relaxed));
+            Ok(Outcome::Interrupted)
+        }
+    }
+}
+
+/// A read of a range, or a live tail; counts the messages it prints in `printed`.
+async fn read(api: &Api, args: &ConsumeArgs, printer: Printer, printed: &AtomicU64) -> anyhow::Result<Outcome> {
     let partitions = match args.partition {
         Some(p) => vec![p],
         None => {
@@ -39,9 +55,9 @@ pub async fn run(api: &Api, args: ConsumeArgs, json: bool) -> anyhow::Result<Out
         }
     };
     if args.follow {
-        follow(api, &args, &partitions, printer).await
+        follow(api, args, &partitions, printer, printed).await
     } else {
-        read_range(api, &args, &partitions, printer).await
+        read_range(api, args, &partitions, printer, printed).await
     }
 }
 
@@ -60,7 +76,13 @@ fn messages_path(args: &ConsumeArgs, partition: u32) -> String {
 }
 
 /// Reads each partition from the start position to its end offset at the time of reading.
-async fn read_range(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Printer) -> anyhow::Result<Outcome> {
+async fn read_range(
+    api: &Api,
+    args: &ConsumeArgs,
+    partitions: &[u32],
+    printer: Printer,
+    count: &AtomicU64,
+) -> anyhow::Result<Outcome> {
     let mut printed = 0u64;
     let limit = args.max_messages.unwrap_or(u64::MAX);
     let encoding = if printer.json { "" } else { "&encoding=base64" };
@@ -74,6 +96,7 @@ async fn read_range(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: 
             for m in messages.iter().take((limit - printed) as usize) {
                 printer.print(m)?;
                 printed += 1;
+                count.store(printed, Ordering::Relaxed);
             }
             let next = page.get("next_offset").and_then(Value::as_u64);
             let end = page.get("end_offset").and_then(Value::as_u64);
@@ -90,7 +113,13 @@ async fn read_range(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: 
 }
 
 /// Follows every partition over server-sent events until `--max-messages` or interruption.
-async fn follow(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Printer) -> anyhow::Result<Outcome> {
+async fn follow(
+    api: &Api,
+    args: &ConsumeArgs,
+    partitions: &[u32],
+    printer: Printer,
+    count: &AtomicU64,
+) -> anyhow::Result<Outcome> {
     let (tx, mut rx) = mpsc::channel::<ApiResult<SseEvent>>(1024);
     let encoding = if printer.json { "" } else { "&encoding=base64" };
     for &p in partitions {
@@ -119,6 +148,7 @@ async fn follow(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Prin
                 }
                 printer.print(&serde_json::from_str::<Value>(&event.data)?)?;
                 printed += 1;
+                count.store(printed, Ordering::Relaxed);
             }
             None => break,
         }
@@ -127,7 +157,18 @@ async fn follow(api: &Api, args: &ConsumeArgs, partitions: &[u32], printer: Prin
 }
 
 /// Queue mode: lease a batch, print it, acknowledge it; until empty (or forever with --follow).
-async fn consume_group(api: &Api, args: &ConsumeArgs, group: &str, printer: Printer) -> anyhow::Result<Outcome> {
+///
+/// Ctrl-C while waiting for messages stops at once (a fetch cut short may have leased
+/// messages it never delivered: the server gives them to another consumer after their ack
+/// timeout). Ctrl-C while a batch is printed and acknowledged lets the acknowledgement finish
+/// first, so what was printed is not delivered again; a second Ctrl-C quits without it.
+async fn consume_group(
+    api: &Api,
+    args: &ConsumeArgs,
+    group: &str,
+    printer: Printer,
+    interrupts: &mut Signal,
+) -> anyhow::Result<Outcome> {
     let base = format!("/v1/groups/{}/topics/{}", seg(group), seg(&args.topic));
     let consumer = format!("cairn-cli-{}", std::process::id());
     let limit = args.max_messages.unwrap_or(u64::MAX);
@@ -136,7 +177,13 @@ async fn consume_group(api: &Api, args: &ConsumeArgs, group: &str, printer: Prin
     while printed < limit {
         let want = (limit - printed).min(u64::from(args.batch));
         let body = json!({"max_messages": want, "wait_ms": wait_ms, "consumer": consumer});
-        let reply = api.post_waiting(&format!("{base}/fetch"), &body, Duration::from_millis(wait_ms)).await?;
+        let fetch_path = format!("{base}/fetch");
+        let fetch = api.post_waiting(&fetch_path, &body, Duration::from_millis(wait_ms));
+        let reply = tokio::select! {
+            biased;
+            _ = interrupts.recv() => return Ok(interrupted(printed)),
+            reply = fetch => reply?,
+        };
         let messages = reply.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
         if messages.is_empty() {
             if args.follow {
@@ -151,13 +198,40 @@ async fn consume_group(api: &Api, args: &ConsumeArgs, group: &str, printer: Prin
         }
         printed += messages.len() as u64;
         if !args.no_ack {
-            api.send_json(Method::POST, &format!("{base}/ack"), &json!({ "messages": ids })).await?;
+            let (ack_path, ack_body) = (format!("{base}/ack"), json!({ "messages": ids }));
+            let ack = api.send_json(Method::POST, &ack_path, &ack_body);
+            tokio::pin!(ack);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    acked = &mut ack => {
+                        acked?;
+                        break;
+                    }
+                    _ = interrupts.recv() => {
+                        if stopping {
+                            eprintln!("interrupted before the acknowledgement: the last batch will be delivered again");
+                            return Ok(interrupted(printed));
+                        }
+                        stopping = true;
+                        eprintln!("stopping after the acknowledgement of the printed messages (Ctrl-C again: now)");
+                    }
+                }
+            }
+            if stopping {
+                return Ok(interrupted(printed));
+            }
         }
     }
     if !printer.json && printed == 0 {
         eprintln!("no messages");
     }
     Ok(Outcome::Ok)
+}
+
+fn interrupted(printed: u64) -> Outcome {
+    eprintln!("interrupted: {printed} message(s) printed");
+    Outcome::Interrupted
 }
 
 /// Prints messages as lines of text or NDJSON.
@@ -171,7 +245,7 @@ impl Printer {
         if self.json {
             return table::print_json_line(m);
         }
-        println!("{}", message_line(m));
+        outln!("{}", message_line(m));
         Ok(())
     }
 }

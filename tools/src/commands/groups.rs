@@ -33,7 +33,7 @@ pub async fn run(api: &Api, cmd: GroupsCmd, json: bool) -> anyhow::Result<Outcom
             if json {
                 table::print_json(&reply)?;
             } else {
-                println!("reset group {} in topic {}", args.group, args.topic);
+                outln!("reset group {} in topic {}", args.group, args.topic);
                 print_offsets(reply.get("offsets").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default());
             }
         }
@@ -42,7 +42,7 @@ pub async fn run(api: &Api, cmd: GroupsCmd, json: bool) -> anyhow::Result<Outcom
             if json {
                 table::print_json(&json!({"deleted": group}))?;
             } else {
-                println!("deleted group {group}");
+                outln!("deleted group {group}");
             }
         }
     }
@@ -73,7 +73,7 @@ fn text(v: Option<&Value>) -> String {
 
 fn print_list(groups: &[Value]) {
     if groups.is_empty() {
-        println!("no groups");
+        outln!("no groups");
         return;
     }
     let mut t = Table::new(&["GROUP", "TOPICS", "START", "ACK TIMEOUT MS", "MAX DELIVERIES", "ORDERED"]);
@@ -97,16 +97,16 @@ fn print_list(groups: &[Value]) {
 }
 
 fn print_description(group: &str, desc: &Value) {
-    println!("group {group}");
+    outln!("group {group}");
     if let Some(config) = desc.get("config").and_then(Value::as_object) {
         let pairs: Vec<(&str, String)> = config.iter().map(|(k, v)| (k.as_str(), text(Some(v)))).collect();
-        println!();
+        outln!();
         table::print_pairs(&pairs);
     }
     let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    println!();
+    outln!();
     if parts.is_empty() {
-        println!("no positions yet");
+        outln!("no positions yet");
         return;
     }
     let mut t = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "IN FLIGHT", "DEAD LETTERED"]);

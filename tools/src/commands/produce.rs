@@ -6,6 +6,7 @@
 //! and sent in requests of up to `--batch` lines: whatever has arrived when a request goes,
 //! so a slow pipe (`tail -f`) is sent line by line and a file in large requests.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use base64::Engine as _;
@@ -24,7 +25,7 @@ const TABLE_ROWS_MAX: usize = 20;
 
 pub async fn run(api: &Api, args: ProduceArgs, json: bool) -> anyhow::Result<Outcome> {
     let path = format!("/v1/topics/{}/messages", seg(&args.topic));
-    let mut offsets: Vec<Value> = Vec::new();
+    let mut produced = Produced::new(json);
     if !args.values.is_empty() {
         let messages = args
             .values
@@ -32,33 +33,43 @@ pub async fn run(api: &Api, args: ProduceArgs, json: bool) -> anyhow::Result<Out
             .enumerate()
             .map(|(i, v)| message(&args, v.as_bytes(), i + 1))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        offsets.extend(send(api, &path, messages).await?);
-    } else {
-        let mut lines = spawn_stdin_reader();
-        let mut line_no = 0usize;
-        while let Some(first) = lines.recv().await {
-            let mut batch = vec![first?];
-            while batch.len() < args.batch as usize {
-                match lines.try_recv() {
-                    Ok(line) => batch.push(line?),
-                    Err(_) => break,
-                }
-            }
-            let mut messages = Vec::with_capacity(batch.len());
-            for line in batch {
-                line_no += 1;
-                if args.value_format == ValueFormat::Json && line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                messages.push(message(&args, &line, line_no)?);
-            }
-            if !messages.is_empty() {
-                offsets.extend(send(api, &path, messages).await?);
+        produced.add(send(api, &path, messages).await?);
+    } else if let Err(e) = produce_stdin(api, &args, &path, &mut produced).await {
+        // Earlier lines are stored: say how many, so a rerun can skip them.
+        return Err(match produced.count {
+            0 => e,
+            n => e.context(format!("stopped after {n} message(s) were produced to {}", args.topic)),
+        });
+    }
+    produced.report(&args.topic)?;
+    Ok(Outcome::Ok)
+}
+
+/// Produces the lines of standard input, in requests of up to `--batch` lines.
+async fn produce_stdin(api: &Api, args: &ProduceArgs, path: &str, produced: &mut Produced) -> anyhow::Result<()> {
+    let mut lines = spawn_stdin_reader();
+    let mut line_no = 0usize;
+    while let Some(first) = lines.recv().await {
+        let mut batch = vec![first?];
+        while batch.len() < args.batch as usize {
+            match lines.try_recv() {
+                Ok(line) => batch.push(line?),
+                Err(_) => break,
             }
         }
+        let mut messages = Vec::with_capacity(batch.len());
+        for line in batch {
+            line_no += 1;
+            if args.value_format == ValueFormat::Json && line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            messages.push(message(args, &line, line_no)?);
+        }
+        if !messages.is_empty() {
+            produced.add(send(api, path, messages).await?);
+        }
     }
-    report(&args.topic, &offsets, json)?;
-    Ok(Outcome::Ok)
+    Ok(())
 }
 
 /// Reads standard input on a thread, one item per line (without its line ending).
@@ -123,39 +134,70 @@ async fn send(api: &Api, path: &str, messages: Vec<Value>) -> anyhow::Result<Vec
     Ok(reply.get("offsets").and_then(Value::as_array).cloned().unwrap_or_default())
 }
 
-fn report(topic: &str, offsets: &[Value], json: bool) -> anyhow::Result<()> {
-    if json {
-        return table::print_json(&json!({"topic": topic, "produced": offsets.len(), "offsets": offsets}));
+/// What was produced, kept as the report needs it: a line of standard input at a time can go
+/// on for days (`tail -f app.log | cairn produce logs`), so the text report keeps the first
+/// [`TABLE_ROWS_MAX`] offsets and a range per partition, not every offset. `--json` lists
+/// every offset (its output is the server's replies).
+#[derive(Debug)]
+struct Produced {
+    json: bool,
+    count: u64,
+    first: Vec<Value>,
+    all: Vec<Value>,
+    /// Per partition: first offset, last offset, messages.
+    ranges: BTreeMap<i64, (i64, i64, u64)>,
+}
+
+impl Produced {
+    fn new(json: bool) -> Self {
+        Produced { json, count: 0, first: Vec::new(), all: Vec::new(), ranges: BTreeMap::new() }
     }
-    let field = |o: &Value, f: &str| o.get(f).and_then(Value::as_i64).unwrap_or(-1);
-    if offsets.len() <= TABLE_ROWS_MAX {
-        let mut t = Table::new(&["PARTITION", "OFFSET", "TIMESTAMP"]);
+
+    fn add(&mut self, offsets: Vec<Value>) {
         for o in offsets {
-            t.row(vec![
-                field(o, "partition").to_string(),
-                field(o, "offset").to_string(),
-                table::timestamp(field(o, "timestamp")),
-            ]);
+            self.count += 1;
+            let (p, off) = (field(&o, "partition"), field(&o, "offset"));
+            let e = self.ranges.entry(p).or_insert((off, off, 0));
+            e.0 = e.0.min(off);
+            e.1 = e.1.max(off);
+            e.2 += 1;
+            if self.json {
+                self.all.push(o);
+            } else if self.first.len() < TABLE_ROWS_MAX {
+                self.first.push(o);
+            }
         }
-        println!("produced {} message(s) to {topic}", offsets.len());
-        if !t.is_empty() {
-            t.print();
+    }
+
+    fn report(self, topic: &str) -> anyhow::Result<()> {
+        if self.json {
+            return table::print_json(&json!({"topic": topic, "produced": self.count, "offsets": self.all}));
         }
-        return Ok(());
+        if self.count <= TABLE_ROWS_MAX as u64 {
+            outln!("produced {} message(s) to {topic}", self.count);
+            let mut t = Table::new(&["PARTITION", "OFFSET", "TIMESTAMP"]);
+            for o in &self.first {
+                t.row(vec![
+                    field(o, "partition").to_string(),
+                    field(o, "offset").to_string(),
+                    table::timestamp(field(o, "timestamp")),
+                ]);
+            }
+            if !t.is_empty() {
+                t.print();
+            }
+            return Ok(());
+        }
+        outln!("produced {} messages to {topic}", table::count(self.count));
+        let mut t = Table::new(&["PARTITION", "MESSAGES", "FIRST OFFSET", "LAST OFFSET"]);
+        for (p, (first, last, n)) in self.ranges {
+            t.row(vec![p.to_string(), table::count(n), first.to_string(), last.to_string()]);
+        }
+        t.print();
+        Ok(())
     }
-    let mut ranges: std::collections::BTreeMap<i64, (i64, i64, u64)> = Default::default();
-    for o in offsets {
-        let off = field(o, "offset");
-        let e = ranges.entry(field(o, "partition")).or_insert((off, off, 0));
-        e.0 = e.0.min(off);
-        e.1 = e.1.max(off);
-        e.2 += 1;
-    }
-    println!("produced {} messages to {topic}", table::count(offsets.len() as u64));
-    let mut t = Table::new(&["PARTITION", "MESSAGES", "FIRST OFFSET", "LAST OFFSET"]);
-    for (p, (first, last, n)) in ranges {
-        t.row(vec![p.to_string(), table::count(n), first.to_string(), last.to_string()]);
-    }
-    t.print();
-    Ok(())
+}
+
+fn field(o: &Value, f: &str) -> i64 {
+    o.get(f).and_then(Value::as_i64).unwrap_or(-1)
 }

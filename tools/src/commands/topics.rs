@@ -15,7 +15,7 @@ pub async fn run(api: &Api, cmd: TopicsCmd, json: bool) -> anyhow::Result<Outcom
             if json {
                 table::print_json(&desc)?;
             } else {
-                println!("created topic {}", args.name);
+                outln!("created topic {}", args.name);
                 print_description(&desc);
             }
         }
@@ -40,7 +40,7 @@ pub async fn run(api: &Api, cmd: TopicsCmd, json: bool) -> anyhow::Result<Outcom
             if json {
                 table::print_json(&json!({"deleted": topic}))?;
             } else {
-                println!("deleted topic {topic}");
+                outln!("deleted topic {topic}");
             }
         }
     }
@@ -109,7 +109,7 @@ fn config_text(v: &Value) -> String {
 
 fn print_list(topics: &[Value]) {
     if topics.is_empty() {
-        println!("no topics");
+        outln!("no topics");
         return;
     }
     let mut t = Table::new(&["TOPIC", "PARTITIONS", "MESSAGES", "SIZE", "SEGMENTS", "POLICY", "COMPRESSION"]);
@@ -135,10 +135,10 @@ fn print_list(topics: &[Value]) {
 
 /// Prints a topic description: its configuration, then one row per partition.
 pub fn print_description(desc: &Value) {
-    println!("topic {}", desc.get("name").and_then(Value::as_str).unwrap_or("?"));
+    outln!("topic {}", desc.get("name").and_then(Value::as_str).unwrap_or("?"));
     if let Some(config) = desc.get("config").and_then(Value::as_object) {
         let pairs: Vec<(&str, String)> = config.iter().map(|(k, v)| (k.as_str(), config_text(v))).collect();
-        println!();
+        outln!();
         table::print_pairs(&pairs);
     }
     let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
@@ -154,7 +154,7 @@ pub fn print_description(desc: &Value) {
             u64_field(p, "segments").to_string(),
         ]);
     }
-    println!();
+    outln!();
     t.print();
 }
 

@@ -33,9 +33,9 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
     for topic in &topics {
         let config = topic.config().map_or(Value::Null, |c| serde_json::to_value(c).unwrap_or(Value::Null));
         if !json {
-            println!("topic {}  {}", topic.name, topic.config_path().display());
+            outln!("topic {}  {}", topic.name, topic.config_path().display());
             if !config.is_null() {
-                println!("  config {config}");
+                outln!("  config {config}");
             }
         }
         let mut partitions = Vec::new();
@@ -44,7 +44,7 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
                 continue;
             }
             if !json {
-                println!("  partition {p}  {}", dir.display());
+                outln!("  partition {p}  {}", dir.display());
             }
             let mut segments = Vec::new();
             let listing = walk::list_segments(&dir)?;
@@ -73,7 +73,7 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
 fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Result<Value> {
     let mut log = LogFile::open(&seg.log)?;
     if !json {
-        println!("    segment {}  base offset {}  {} bytes", seg.log.display(), seg.base, table::count(log.len()));
+        outln!("    segment {}  base offset {}  {} bytes", seg.log.display(), seg.base, table::count(log.len()));
     }
     let (index, timeindex) = if args.no_indexes { (Value::Null, Value::Null) } else { dump_indexes(seg, json)? };
     let (scan, batches) = scan_batches(&mut log, seg.base, json, args.records)?;
@@ -85,10 +85,10 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
     let zero_from = scan.len - scan.zero_tail;
     if !json {
         for d in &scan.damage {
-            println!("      DAMAGED bytes {}..{}: {} (expected offset {})", d.start, d.end, d.reason, d.lost_from);
+            outln!("      DAMAGED bytes {}..{}: {} (expected offset {})", d.start, d.end, d.reason, d.lost_from);
         }
         if scan.zero_tail > 0 {
-            println!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
+            outln!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
         }
         return Ok(Value::Null);
     }
@@ -106,7 +106,7 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
 fn dump_cut_file(cut: &walk::CutFile, args: &DumpArgs, json: bool) -> anyhow::Result<Value> {
     let mut log = LogFile::open(&cut.path)?;
     if !json {
-        println!(
+        outln!(
             "    quarantine file {}  cut from segment {} at byte {}  {} bytes (not part of the log)",
             cut.path.display(),
             cut.base,
@@ -118,10 +118,10 @@ fn dump_cut_file(cut: &walk::CutFile, args: &DumpArgs, json: bool) -> anyhow::Re
     let zero_from = scan.len - scan.zero_tail;
     if !json {
         for d in &scan.damage {
-            println!("      DAMAGED bytes {}..{}: {}", d.start, d.end, d.reason);
+            outln!("      DAMAGED bytes {}..{}: {}", d.start, d.end, d.reason);
         }
         if scan.zero_tail > 0 {
-            println!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
+            outln!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
         }
         return Ok(Value::Null);
     }
@@ -169,12 +169,12 @@ fn dump_indexes(seg: &SegmentFiles, json: bool) -> anyhow::Result<(Value, Value)
 
 fn print_index(name: &str, path: &Path, v: &Value, line: impl Fn(&Value) -> String) {
     let Some(entries) = v.get("entries").and_then(Value::as_array) else {
-        println!("      {name}: missing ({})", path.display());
+        outln!("      {name}: missing ({})", path.display());
         return;
     };
-    println!("      {name}: {} entries, {} bytes", entries.len(), v["file_bytes"]);
+    outln!("      {name}: {} entries, {} bytes", entries.len(), v["file_bytes"]);
     for e in entries {
-        println!("        {}", line(e));
+        outln!("        {}", line(e));
     }
 }
 
@@ -247,7 +247,7 @@ fn record_json(r: &cairn_storage::Record<'_>) -> Value {
 }
 
 fn print_batch(b: &Value) {
-    println!(
+    outln!(
         "      batch at byte {}: offsets {}..{} ({} records), {} bytes, codec {}, time {}, crc {}",
         b["position"],
         b["base_offset"],
@@ -260,7 +260,7 @@ fn print_batch(b: &Value) {
     );
     for r in b.get("records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         if let Some(err) = r.get("error") {
-            println!("        records do not decode: {err}");
+            outln!("        records do not decode: {err}");
             continue;
         }
         let text = |v: &Value| match v {
@@ -273,7 +273,7 @@ fn print_batch(b: &Value) {
             let pairs: Vec<String> = h.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
             line.push_str(&format!("  [{}]", pairs.join(" ")));
         }
-        println!("{line}");
+        outln!("{line}");
     }
 }
 

@@ -303,7 +303,7 @@ fn sync_parent(path: &Path) -> anyhow::Result<()> {
 /// Prints what the repair did, one line per step.
 pub fn print_applied(applied: &[Applied]) {
     if applied.is_empty() {
-        println!("nothing to repair");
+        outln!("nothing to repair");
         return;
     }
     let mut refused = false;
@@ -317,11 +317,9 @@ pub fn print_applied(applied: &[Applied]) {
             "failed" => "FAILED:",
             _ => "cannot repair:",
         };
-        println!("{label} {} {}: {}", a.action, a.file.display(), a.detail);
+        outln!("{label} {} {}: {}", a.action, a.file.display(), a.detail);
     }
     if refused {
-        println!(
-            "Steps marked NOT DONE would lose acknowledged data; rerun with --repair --force to accept that loss."
-        );
+        outln!("Steps marked NOT DONE would lose acknowledged data; rerun with --repair --force to accept that loss.");
     }
 }

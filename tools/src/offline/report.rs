@@ -126,18 +126,18 @@ impl Report {
         }
         self.print_problems(all);
         for n in &self.notes {
-            println!("note: {}: {}", n.file.display(), n.message);
+            outln!("note: {}: {}", n.file.display(), n.message);
         }
         if !self.problems.is_empty() || !self.notes.is_empty() {
-            println!();
+            outln!();
         }
         self.print_summary();
-        println!();
+        outln!();
         if self.is_ok() {
-            println!("OK: {} partition(s) verified, no damage found", self.partitions.len());
+            outln!("OK: {} partition(s) verified, no damage found", self.partitions.len());
         } else {
             let files: std::collections::BTreeSet<&PathBuf> = self.problems.iter().map(|p| &p.file).collect();
-            println!("DAMAGED: {} problem(s) in {} file(s)", self.problems.len(), files.len());
+            outln!("DAMAGED: {} problem(s) in {} file(s)", self.problems.len(), files.len());
         }
         Ok(())
     }
@@ -146,10 +146,10 @@ impl Report {
     pub fn print_problems(&self, all: bool) {
         let shown = if all { self.problems.len() } else { self.problems.len().min(PROBLEMS_SHOWN_MAX) };
         for p in &self.problems[..shown] {
-            println!("DAMAGED {} at byte {}: [{}] {}", p.file.display(), p.position, p.kind.label(), p.message);
+            outln!("DAMAGED {} at byte {}: [{}] {}", p.file.display(), p.position, p.kind.label(), p.message);
         }
         if shown < self.problems.len() {
-            println!("… and {} more problem(s) (--all lists them)", self.problems.len() - shown);
+            outln!("… and {} more problem(s) (--all lists them)", self.problems.len() - shown);
         }
     }
 
@@ -189,7 +189,7 @@ impl Report {
             ]);
         }
         if t.is_empty() {
-            println!("no topics in {}", self.data_dir.display());
+            outln!("no topics in {}", self.data_dir.display());
         } else {
             t.print();
         }

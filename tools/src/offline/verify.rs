@@ -79,13 +79,13 @@ pub fn run(args: &VerifyArgs, json: bool) -> anyhow::Result<Outcome> {
         }))?;
     } else {
         if !report.problems.is_empty() {
-            println!("before repair:");
+            outln!("before repair:");
             report.print_problems(args.all);
-            println!();
+            outln!();
         }
         repair::print_applied(&applied);
-        println!();
-        println!("after repair:");
+        outln!();
+        outln!("after repair:");
         after.print(false, args.all)?;
     }
     Ok(if after.is_ok() { Outcome::Ok } else { Outcome::Failed })
