@@ -211,7 +211,13 @@ fn transport_text(url: &str, err: &reqwest::Error) -> String {
         Some(std::io::ErrorKind::ConnectionRefused) => {
             "connection refused (is cairnd running there? the address is --url or CAIRN_URL)".to_string()
         }
-        _ => root.to_string(),
+        _ => {
+            let text = root.to_string();
+            match hint(url.starts_with("https:"), &text) {
+                Some(hint) => format!("{text} ({hint})"),
+                None => text,
+            }
+        }
     };
     if err.is_connect() {
         format!("cannot reach the server at {server}: {cause}")
@@ -220,13 +226,46 @@ fn transport_text(url: &str, err: &reqwest::Error) -> String {
     }
 }
 
+/// What to do about the usual TLS mix-ups, recognised by the root cause's text (rustls' and
+/// hyper's wording).
+fn hint(https: bool, cause: &str) -> Option<&'static str> {
+    if https && cause.contains("InvalidContentType") {
+        Some("the server speaks plain HTTP there? use http://")
+    } else if !https && cause.contains("invalid HTTP version") {
+        Some("the server speaks HTTPS there? use https://")
+    } else if cause.contains("UnknownIssuer") {
+        Some("a self-signed or private CA's certificate: trust it with --ca-cert FILE")
+    } else if cause.contains("CaUsedAsEndEntity") {
+        Some("the server's certificate is a CA certificate (basicConstraints CA:TRUE); give the server an end-entity one, docs/OPERATIONS.md, TLS")
+    } else if cause.contains("NotValidForName") {
+        Some("the certificate does not name the host in --url; use a name it has, such as localhost")
+    } else {
+        None
+    }
+}
+
+/// Text of a non-2xx reply whose body is not the API's JSON error (a proxy's HTML page, say):
+/// whitespace collapsed to one line, at most [`FOREIGN_BODY_CHARS_MAX`] characters.
+fn foreign_body_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() <= FOREIGN_BODY_CHARS_MAX {
+        return line;
+    }
+    let head: String = line.chars().take(FOREIGN_BODY_CHARS_MAX).collect();
+    format!("{head}…")
+}
+
+/// Characters of a foreign error body shown.
+const FOREIGN_BODY_CHARS_MAX: usize = 200;
+
 fn status_error(status: StatusCode, body: &[u8]) -> ApiError {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string);
     ApiError::Status {
         status: status.as_u16(),
         code: field("code").unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
-        message: field("message").unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string()),
+        message: field("message").unwrap_or_else(|| foreign_body_text(body)),
     }
 }
 
@@ -324,6 +363,23 @@ mod tests {
     fn segments_are_encoded() {
         assert_eq!(seg("orders.v1_x-y"), "orders.v1_x-y");
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn a_foreign_error_body_is_one_short_line() {
+        let html = format!("<html>\n  <body>\n    <h1>502 Bad Gateway</h1>{}\n</body></html>", "x".repeat(500));
+        let ApiError::Status { code, message, status } = status_error(StatusCode::BAD_GATEWAY, html.as_bytes()) else {
+            panic!("a status error");
+        };
+        assert_eq!((status, code.as_str()), (502, "bad gateway"));
+        assert!(message.starts_with("<html> <body> <h1>502 Bad Gateway</h1>xxx"), "{message}");
+        assert!(!message.contains('\n') && message.chars().count() == FOREIGN_BODY_CHARS_MAX + 1, "{message}");
+        let ApiError::Status { code, message, .. } =
+            status_error(StatusCode::NOT_FOUND, br#"{"code":"topic_not_found","message":"topic t not found"}"#)
+        else {
+            panic!("a status error");
+        };
+        assert_eq!((code.as_str(), message.as_str()), ("topic_not_found", "topic t not found"));
     }
 
     #[test]

@@ -101,6 +101,39 @@ fn torn_tail_is_reported_and_repaired() {
     close_catalog(catalog);
 }
 
+/// The acceptance check of the contract: a byte flipped in a segment and one in another
+/// segment's index are two damaged files, each printed with its path and position, exit 1.
+/// `dump` shows the damaged range where it is in the log, between the batches around it
+/// (it was listed after the segment's last batch).
+#[test]
+fn a_flipped_byte_in_a_log_and_in_an_index_are_each_reported_and_dumped_in_place() {
+    let dir = make_data_dir(40);
+    let data = dir.path().to_str().unwrap();
+    let segments = logs(dir.path(), "events", 0);
+    let (log, index) = (&segments[0], segments[1].with_extension("index"));
+    let len = fs::metadata(log).unwrap().len() as usize;
+    flip(log, len / 2);
+    flip(&index, 5); // the position of the first entry
+    let out = cairn(&["verify", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let damaged: Vec<&str> = stdout.lines().filter(|l| l.starts_with("DAMAGED ")).collect();
+    assert_eq!(damaged.len(), 2, "{}", text(&out));
+    assert!(damaged.iter().any(|l| l.starts_with(&format!("DAMAGED {} at byte ", log.display()))), "{damaged:?}");
+    assert!(damaged.iter().any(|l| l.starts_with(&format!("DAMAGED {} at byte 0: ", index.display()))), "{damaged:?}");
+
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--partition", "0", "--no-indexes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    let at = lines.iter().position(|l| l.starts_with("DAMAGED bytes ")).unwrap_or_else(|| panic!("{stdout}"));
+    let range = lines[at].trim_start_matches("DAMAGED bytes ").split(':').next().unwrap();
+    let (start, end) = range.split_once("..").unwrap();
+    assert!(lines[at - 1].starts_with("batch at byte "), "a batch before the damage:\n{stdout}");
+    assert!(lines[at + 1].starts_with(&format!("batch at byte {end}:")), "the batch after it next:\n{stdout}");
+    assert!(start.parse::<usize>().unwrap() <= len / 2 && len / 2 < end.parse().unwrap(), "{}", lines[at]);
+}
+
 #[test]
 fn damaged_index_is_reported_and_rebuilt() {
     let dir = make_data_dir(40);

@@ -227,6 +227,17 @@ fn token_and_https_url() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // "over-tls" is not JSON, so --json shows it as base64.
     assert!(String::from_utf8_lossy(&out.stdout).contains("b3Zlci10bHM="), "{}", text(&out));
+
+    // The usual mix-ups are one line that says what to do.
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().expect("run cairn");
+    let plain = server.url.replacen("https://", "http://", 1);
+    let out = run(&["--url", &plain, "topics", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use https://"), "{}", text(&out));
+    let out = run(&["--url", &server.url, "topics", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("trust it with --ca-cert") && stderr.lines().count() == 1, "{}", text(&out));
 }
 
 fn spawn(server: &Server, args: &[&str]) -> std::process::Child {

@@ -99,7 +99,14 @@ fn print_list(groups: &[Value]) {
 fn print_description(group: &str, desc: &Value) {
     outln!("group {group}");
     if let Some(config) = desc.get("config").and_then(Value::as_object) {
-        let pairs: Vec<(&str, String)> = config.iter().map(|(k, v)| (k.as_str(), text(Some(v)))).collect();
+        let pairs: Vec<(&str, String)> = config
+            .iter()
+            .map(|(k, v)| match (k.as_str(), v) {
+                // null means the API's default, per topic.
+                ("dead_letter_topic", Value::Null) => (k.as_str(), "<topic>.dlq (default)".to_string()),
+                _ => (k.as_str(), text(Some(v))),
+            })
+            .collect();
         outln!();
         table::print_pairs(&pairs);
     }

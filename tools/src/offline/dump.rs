@@ -1,8 +1,9 @@
 //! `cairn dump`: print the segments, index entries and batches (and with `--records` every
 //! record) of a stopped server's data directory, as text or JSON.
 //!
-//! Damaged regions are shown where they are (byte range and reason) and the dump goes on
-//! after them, so `dump` is also a way to look at what `verify` reported. A zero-filled
+//! Damaged regions are shown where they are, between the batches around them (byte range and
+//! reason), and the dump goes on after them, so `dump` is also a way to look at what `verify`
+//! reported. A zero-filled
 //! tail (space ahead of an active segment's data, `docs/FORMAT.md` §2.1) is shown as such.
 //! A partition's quarantine files (bytes the server cut after a power loss, `docs/FORMAT.md`
 //! §6) are shown after its segments, batch by batch, marked as not part of the log.
@@ -76,22 +77,16 @@ fn dump_segment(seg: &SegmentFiles, args: &DumpArgs, json: bool) -> anyhow::Resu
         outln!("    segment {}  base offset {}  {} bytes", seg.log.display(), seg.base, table::count(log.len()));
     }
     let (index, timeindex) = if args.no_indexes { (Value::Null, Value::Null) } else { dump_indexes(seg, json)? };
-    let (scan, batches) = scan_batches(&mut log, seg.base, json, args.records)?;
+    let (scan, batches) = scan_batches(&mut log, seg.base, json, args.records, true)?;
+    if !json {
+        return Ok(Value::Null);
+    }
     let damage: Vec<Value> = scan
         .damage
         .iter()
         .map(|d| json!({"position": d.start, "end": d.end, "reason": d.reason, "lost_from_offset": d.lost_from}))
         .collect();
     let zero_from = scan.len - scan.zero_tail;
-    if !json {
-        for d in &scan.damage {
-            outln!("      DAMAGED bytes {}..{}: {} (expected offset {})", d.start, d.end, d.reason, d.lost_from);
-        }
-        if scan.zero_tail > 0 {
-            outln!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
-        }
-        return Ok(Value::Null);
-    }
     Ok(json!({
         "base_offset": seg.base, "log": seg.log, "log_bytes": scan.len, "next_offset": scan.next_offset,
         "index": index, "timeindex": timeindex, "batches": batches, "damage": damage,
@@ -114,17 +109,11 @@ fn dump_cut_file(cut: &walk::CutFile, args: &DumpArgs, json: bool) -> anyhow::Re
             table::count(log.len())
         );
     }
-    let (scan, batches) = scan_batches(&mut log, 0, json, args.records)?;
-    let zero_from = scan.len - scan.zero_tail;
+    let (scan, batches) = scan_batches(&mut log, 0, json, args.records, false)?;
     if !json {
-        for d in &scan.damage {
-            outln!("      DAMAGED bytes {}..{}: {}", d.start, d.end, d.reason);
-        }
-        if scan.zero_tail > 0 {
-            outln!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
-        }
         return Ok(Value::Null);
     }
+    let zero_from = scan.len - scan.zero_tail;
     let damage: Vec<Value> =
         scan.damage.iter().map(|d| json!({"position": d.start, "end": d.end, "reason": d.reason})).collect();
     Ok(json!({
@@ -186,30 +175,54 @@ fn codec(h: &BatchHeader) -> &'static str {
     }
 }
 
-/// A batch as JSON, with its records decoded if asked.
 /// Reads every batch of `log` (whose first offset is `base`): printed as it comes for text,
 /// collected for JSON. Returns the scan (damage, zero tail) and the collected batches.
+///
+/// Text shows each damaged range where it is, between the batches around it (a first pass
+/// finds the ranges, as the printing pass cannot know a range's reason before it ends), and
+/// a zero-filled tail last. `expected_offsets`: the damage lines name the offset expected
+/// there (segments; a quarantine file's offsets are whatever was cut).
 fn scan_batches(
     log: &mut LogFile,
     base: u64,
     json: bool,
     records: bool,
+    expected_offsets: bool,
 ) -> anyhow::Result<(walk::SegmentScan, Vec<Value>)> {
+    let damage = if json { Vec::new() } else { walk::scan_segment(log, base, false, |_, _, _| {})?.damage };
+    let mut pending = damage.iter().peekable();
+    let print_damage = |d: &walk::Damage| {
+        let expected = if expected_offsets { format!(" (expected offset {})", d.lost_from) } else { String::new() };
+        outln!("      DAMAGED bytes {}..{}: {}{expected}", d.start, d.end, d.reason);
+    };
     let mut batches = Vec::new();
     let mut failure: Option<anyhow::Error> = None;
     let scan = walk::scan_segment(log, base, false, |pos, bytes, h| match batch_json(pos, bytes, h, records) {
         Ok(b) if json => batches.push(b),
-        Ok(b) => print_batch(&b),
+        Ok(b) => {
+            while let Some(d) = pending.next_if(|d| d.start < pos) {
+                print_damage(d);
+            }
+            print_batch(&b);
+        }
         Err(e) => {
             failure.get_or_insert(e);
         }
     })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok((scan, batches)),
+    if let Some(e) = failure {
+        return Err(e);
     }
+    if !json {
+        pending.for_each(print_damage);
+        if scan.zero_tail > 0 {
+            let zero_from = scan.len - scan.zero_tail;
+            outln!("      zero-filled tail bytes {zero_from}..{}: space ahead of the data, not data", scan.len);
+        }
+    }
+    Ok((scan, batches))
 }
 
+/// A batch as JSON, with its records decoded if asked.
 fn batch_json(pos: u64, bytes: &[u8], h: &BatchHeader, records: bool) -> anyhow::Result<Value> {
     let mut b = json!({
         "position": pos, "base_offset": h.base_offset, "last_offset": h.last_offset(),
