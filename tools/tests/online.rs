@@ -327,3 +327,25 @@ fn a_failed_stdin_produce_says_what_was_stored() {
     assert!(stderr.contains(&format!("stopped after {stored} message(s) were produced to nums")), "{stderr}");
     assert!(stderr.contains("message 601 is not valid JSON"), "{stderr}");
 }
+
+/// `bench --mode consume` reads an existing topic and counts at most `--messages` (a read
+/// returns whole batches: it counted every record of them, 20 for `-n 7` here); without
+/// `--topic` it is a usage error (it benchmarked a new, empty topic: 0 messages, exit 0).
+#[test]
+fn bench_consume_mode_reads_an_existing_topic_up_to_messages() {
+    let server = Server::start();
+    let values: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    let mut args = vec!["produce", "stored"];
+    args.extend(values.iter().map(String::as_str));
+    ok(&server, &args);
+    let bench = json(&server, &["bench", "--mode", "consume", "--topic", "stored", "--messages", "7"]);
+    assert_eq!(bench["phases"][0]["messages"], 7, "{bench}");
+    let out = run(&server, &["bench", "--mode", "consume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--topic"), "{}", text(&out));
+    let out = run(&server, &["bench", "--mode", "consume", "--topic", "missing"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic_not_found"), "{}", text(&out));
+    let topics = json(&server, &["topics", "list"]);
+    assert_eq!(topics["topics"].as_array().map(Vec::len), Some(1), "no topic made: {topics}");
+}

@@ -5,7 +5,9 @@
 //! bytes as raw record batches (the fast path clients use), round-robin over the
 //! partitions, until `--messages` are acknowledged or `--duration` passes. Consume: the same
 //! number of workers read the partitions' raw batches from the start to the end offset seen
-//! when the phase starts, checking every CRC. Latency is per request, measured at the client.
+//! when the phase starts (in consume mode: at most `--messages`), checking every CRC. Latency
+//! is per request, measured at the client; MB/s counts the record-batch bytes sent or received
+//! (values plus each batch's and record's framing), the same measure in both phases.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,6 +66,10 @@ struct Shared {
 pub async fn run(api: &Api, args: BenchArgs, json: bool) -> anyhow::Result<Outcome> {
     if args.size > 16 * 1024 * 1024 {
         return Err(UsageError("--size is at most 16 MiB".into()).into());
+    }
+    if args.mode == BenchMode::Consume && args.topic.is_none() {
+        let msg = "--mode consume reads an existing topic: give it with --topic (or use --mode both)";
+        return Err(UsageError(msg.into()).into());
     }
     let mut interrupts = interrupts()?;
     let (topic, created) = prepare_topic(api, &args).await?;
@@ -124,6 +130,9 @@ async fn prepare_topic(api: &Api, args: &BenchArgs) -> anyhow::Result<(String, b
     };
     match api.get(&format!("/v1/topics/{}", seg(&topic))).await {
         Ok(_) => Ok((topic, false)),
+        Err(e) if e.code() == Some("topic_not_found") && args.mode == BenchMode::Consume => {
+            Err(anyhow::Error::new(e).context("--mode consume reads an existing topic"))
+        }
         Err(e) if e.code() == Some("topic_not_found") => {
             let partitions = args.partitions.unwrap_or(args.connections);
             api.send_json(Method::POST, "/v1/topics", &json!({"name": topic, "partitions": partitions})).await?;
@@ -198,11 +207,12 @@ async fn produce_phase(
                 }
                 let n = batch.min(total - start);
                 let body = if n == batch { full.clone() } else { build_batch(n as u32, size)? };
+                let body_len = body.len() as u64;
                 let t = Instant::now();
                 api.post_records(&path, partition, body).await?;
                 hist.saturating_record(t.elapsed().as_micros() as u64);
                 shared.messages.fetch_add(n, Ordering::Relaxed);
-                shared.bytes.fetch_add(n * size as u64, Ordering::Relaxed);
+                shared.bytes.fetch_add(body_len, Ordering::Relaxed);
                 shared.requests.fetch_add(1, Ordering::Relaxed);
                 bar.inc(n);
                 partition = (partition + 1) % partitions;
@@ -248,8 +258,11 @@ async fn consume_phase(
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Ok(hist);
                     }
-                    let path =
-                        format!("{base}/{p}/messages?offset={offset}&max_messages=10000&max_bytes={CONSUME_MAX_BYTES}");
+                    // Whole batches come back: a request may pass the phase's total, not the count.
+                    let want = total.saturating_sub(shared.messages.load(Ordering::Relaxed)).clamp(1, 10_000);
+                    let path = format!(
+                        "{base}/{p}/messages?offset={offset}&max_messages={want}&max_bytes={CONSUME_MAX_BYTES}"
+                    );
                     let t = Instant::now();
                     let (_, body) = api.get_records(&path).await?;
                     hist.saturating_record(t.elapsed().as_micros() as u64);
@@ -258,10 +271,15 @@ async fn consume_phase(
                         break;
                     }
                     offset = next;
-                    shared.messages.fetch_add(count, Ordering::Relaxed);
+                    let counted = shared
+                        .messages
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                            Some(m + count.min(total - m.min(total)))
+                        })
+                        .map_or(0, |before| count.min(total - before.min(total)));
+                    bar.inc(counted);
                     shared.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
                     shared.requests.fetch_add(1, Ordering::Relaxed);
-                    bar.inc(count);
                 }
             }
             Ok::<_, anyhow::Error>(hist)
