@@ -64,6 +64,7 @@ pub enum Command {
   cairn topics create orders --partitions 3
   cairn topics list
   cairn topics describe orders --json
+  cairn topics alter orders --partitions 6
   cairn topics delete orders"
     )]
     Topics(TopicsCmd),
@@ -146,6 +147,14 @@ pub enum TopicsCmd {
         /// Topic name.
         topic: String,
     },
+    /// Change a topic's configuration (partitions may only grow); only the flags given change.
+    #[command(after_help = "Examples:
+  cairn topics alter orders --partitions 6
+  cairn topics alter orders --retention-ms unlimited --retention-bytes 10737418240
+  cairn topics alter orders --sync 50
+
+Messages already stored keep their partition; new keyed messages hash over the new count.")]
+    Alter(TopicCreateArgs),
     /// Delete a topic and its data.
     #[command(
         after_help = "Example:\n  cairn topics delete orders\n\nExit status 1 (topic_not_found) if it does not exist."

@@ -278,11 +278,13 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn every_command_has_help_with_examples() {
-    let commands: [&[&str]; 17] = [
+    let commands: [&[&str]; 19] = [
         &["topics"],
         &["topics", "create"],
         &["topics", "list"],
         &["topics", "describe"],
+        &["topics", "alter"],
+        &["tail"],
         &["topics", "delete"],
         &["produce"],
         &["consume"],

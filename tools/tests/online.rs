@@ -349,3 +349,32 @@ fn bench_consume_mode_reads_an_existing_topic_up_to_messages() {
     let topics = json(&server, &["topics", "list"]);
     assert_eq!(topics["topics"].as_array().map(Vec::len), Some(1), "no topic made: {topics}");
 }
+
+/// `topics alter` changes a topic (PATCH; partitions only grow, the server's 400 shown), and a
+/// tail of every partition follows partitions added while it runs (it followed only those of
+/// its start, so messages to a new partition never showed).
+#[test]
+fn topics_alter_and_a_tail_follows_added_partitions() {
+    let server = Server::start();
+    ok(&server, &["topics", "create", "growing"]);
+    let mut child = spawn(&server, &["--json", "tail", "growing", "--max-messages", "2"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    ok(&server, &["produce", "growing", "first", "-p", "0"]);
+    let first: Value = serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("NDJSON");
+    assert_eq!(first["partition"], 0, "{first}");
+
+    let altered = json(&server, &["topics", "alter", "growing", "--partitions", "3", "--retention-ms", "60000"]);
+    assert_eq!(altered["partitions"].as_array().map(Vec::len), Some(3), "{altered}");
+    assert_eq!(altered["config"]["retention_ms"], 60000, "{altered}");
+    let out = run(&server, &["topics", "alter", "growing", "--partitions", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_request"), "{}", text(&out));
+    let out = run(&server, &["topics", "alter", "growing"]);
+    assert_eq!(out.status.code(), Some(2), "nothing to change: {}", text(&out));
+
+    ok(&server, &["produce", "growing", "second", "-p", "2"]);
+    let second: Value = serde_json::from_str(&lines.next().expect("a line").expect("read")).expect("NDJSON");
+    assert_eq!((&second["partition"], &second["offset"]), (&Value::from(2), &Value::from(0)), "{second}");
+    let status = child.wait().expect("wait cairn tail");
+    assert_eq!(status.code(), Some(0));
+}

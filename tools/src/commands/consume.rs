@@ -1,5 +1,6 @@
 //! `cairn consume`: read messages — a range of each partition, a live tail over server-sent
-//! events (`--follow`), or queue-style as a group (`--group`: fetch, print, acknowledge).
+//! events (`--follow`, which also picks up partitions added meanwhile), or queue-style as a
+//! group (`--group`: fetch, print, acknowledge).
 //!
 //! Human output is one line per message: `p<partition>@<offset>  <time>  <key>  <value>
 //! [headers]`; values are printed as their exact bytes (reads ask for `encoding=base64`)
@@ -19,6 +20,8 @@ use crate::cli::{ConsumeArgs, FromArg};
 use crate::outcome::{interrupts, Outcome, UsageError};
 use crate::table;
 
+/// How often `--follow` on all partitions looks for partitions added to the topic.
+const PARTITIONS_WATCH: Duration = Duration::from_secs(2);
 /// Long-poll wait of a group fetch in `--follow` mode.
 const GROUP_WAIT_MS: u64 = 10_000;
 
@@ -50,8 +53,7 @@ async fn read(api: &Api, args: &ConsumeArgs, printer: Printer, printed: &AtomicU
         Some(p) => vec![p],
         None => {
             let desc = api.get(&format!("/v1/topics/{}", seg(&args.topic))).await?;
-            let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-            parts.iter().filter_map(|p| p.get("partition").and_then(Value::as_u64)).map(|p| p as u32).collect()
+            partition_numbers(&desc)
         }
     };
     if args.follow {
@@ -124,16 +126,31 @@ async fn follow(
     let encoding = if printer.json { "" } else { "&encoding=base64" };
     for &p in partitions {
         let path = format!("{}?{}{encoding}", messages_path(args, p), start_query(args));
-        let (api, tx) = (api.clone(), tx.clone());
+        spawn_follower(api, path, p, &tx);
+    }
+    if args.partition.is_none() {
+        // Partitions added while following (`topics alter --partitions`) are followed too, from
+        // their start: everything in them arrived after this tail began.
+        let (api, tx, topic, mut known) = (api.clone(), tx.clone(), args.topic.clone(), partitions.to_vec());
         tokio::spawn(async move {
-            let end = match api.follow(&path, &tx).await {
-                Ok(()) => ApiError::Protocol {
-                    url: api.url(&path),
-                    reason: format!("the server closed the event stream of partition {p}"),
-                },
-                Err(e) => e,
-            };
-            let _ = tx.send(Err(end)).await;
+            loop {
+                tokio::time::sleep(PARTITIONS_WATCH).await;
+                let desc = match api.get(&format!("/v1/topics/{}", seg(&topic))).await {
+                    Ok(desc) => desc,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for p in partition_numbers(&desc) {
+                    if !known.contains(&p) {
+                        known.push(p);
+                        let path =
+                            format!("/v1/topics/{}/partitions/{p}/messages?from=earliest{encoding}", seg(&topic));
+                        spawn_follower(&api, path, p, &tx);
+                    }
+                }
+            }
         });
     }
     drop(tx);
@@ -154,6 +171,32 @@ async fn follow(
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Follows one partition's event stream at `path`, sending its events to `tx`; its end (the
+/// server closed it, or an error) is sent as an error.
+fn spawn_follower(api: &Api, path: String, partition: u32, tx: &mpsc::Sender<ApiResult<SseEvent>>) {
+    let (api, tx) = (api.clone(), tx.clone());
+    tokio::spawn(async move {
+        let end = match api.follow(&path, &tx).await {
+            Ok(()) => ApiError::Protocol {
+                url: api.url(&path),
+                reason: format!("the server closed the event stream of partition {partition}"),
+            },
+            Err(e) => e,
+        };
+        let _ = tx.send(Err(end)).await;
+    });
+}
+
+/// The partition numbers of a topic description.
+fn partition_numbers(desc: &Value) -> Vec<u32> {
+    let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    parts
+        .iter()
+        .filter_map(|p| p.get("partition").and_then(Value::as_u64))
+        .filter_map(|p| u32::try_from(p).ok())
+        .collect()
 }
 
 /// Queue mode: lease a batch, print it, acknowledge it; until empty (or forever with --follow).

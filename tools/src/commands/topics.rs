@@ -1,11 +1,11 @@
-//! `cairn topics create|list|describe|delete`.
+//! `cairn topics create|list|describe|alter|delete`.
 
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use crate::api::{seg, Api};
 use crate::cli::{CleanupPolicyArg, CompressionArg, Limit, SyncArg, TopicCreateArgs, TopicsCmd};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, UsageError};
 use crate::table::{self, Table};
 
 pub async fn run(api: &Api, cmd: TopicsCmd, json: bool) -> anyhow::Result<Outcome> {
@@ -16,6 +16,23 @@ pub async fn run(api: &Api, cmd: TopicsCmd, json: bool) -> anyhow::Result<Outcom
                 table::print_json(&desc)?;
             } else {
                 outln!("created topic {}", args.name);
+                print_description(&desc);
+            }
+        }
+        TopicsCmd::Alter(args) => {
+            let mut body = create_body(&args);
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("name");
+                if fields.is_empty() {
+                    let msg = "nothing to change: give at least one setting (see cairn topics alter --help)";
+                    return Err(UsageError(msg.into()).into());
+                }
+            }
+            let desc = api.send_json(Method::PATCH, &format!("/v1/topics/{}", seg(&args.name)), &body).await?;
+            if json {
+                table::print_json(&desc)?;
+            } else {
+                outln!("altered topic {}", args.name);
                 print_description(&desc);
             }
         }
