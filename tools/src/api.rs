@@ -31,6 +31,9 @@ pub enum ApiError {
     Transport { url: String, cause: reqwest::Error },
     #[error("{code}: {message} (HTTP {status})")]
     Status { status: u16, code: String, message: String },
+    /// An `event: error` that ended an event stream (the stream's status was 200).
+    #[error("{code}: {message} (the server ended the event stream)")]
+    Stream { code: String, message: String },
     #[error("unexpected reply from {url}: {reason}")]
     Protocol { url: String, reason: String },
 }
@@ -39,7 +42,7 @@ impl ApiError {
     /// The server's error code, if the server answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
-            ApiError::Status { code, .. } => Some(code),
+            ApiError::Status { code, .. } | ApiError::Stream { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -266,6 +269,16 @@ fn status_error(status: StatusCode, body: &[u8]) -> ApiError {
         status: status.as_u16(),
         code: field("code").unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
         message: field("message").unwrap_or_else(|| foreign_body_text(body)),
+    }
+}
+
+/// The error an `event: error` of an event stream carries (the API's `{"code","message"}`).
+pub fn stream_error(data: &str) -> ApiError {
+    let parsed: Option<Value> = serde_json::from_str(data).ok();
+    let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string);
+    ApiError::Stream {
+        code: field("code").unwrap_or_else(|| "error".into()),
+        message: field("message").unwrap_or_else(|| foreign_body_text(data.as_bytes())),
     }
 }
 

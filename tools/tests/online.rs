@@ -378,3 +378,20 @@ fn topics_alter_and_a_tail_follows_added_partitions() {
     let status = child.wait().expect("wait cairn tail");
     assert_eq!(status.code(), Some(0));
 }
+
+/// A topic deleted under a tail ends its event stream with `event: error`: the tail exits 1
+/// showing the server's code and message (it ignored the event and reported only that the
+/// server closed the stream).
+#[test]
+fn a_tail_shows_the_error_that_ended_its_stream() {
+    let server = Server::start();
+    ok(&server, &["produce", "doomed", "one"]);
+    let mut child = spawn(&server, &["--json", "tail", "doomed", "--partition", "0"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    lines.next().expect("a line").expect("read");
+    ok(&server, &["topics", "delete", "doomed"]);
+    let out = child.wait_with_output().expect("wait cairn tail");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: topic_not_found: ") && stderr.lines().count() == 1, "{stderr}");
+}

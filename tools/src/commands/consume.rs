@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tokio::signal::unix::Signal;
 use tokio::sync::mpsc;
 
-use crate::api::{seg, Api, ApiError, ApiResult, SseEvent};
+use crate::api::{seg, stream_error, Api, ApiError, ApiResult, SseEvent};
 use crate::cli::{ConsumeArgs, FromArg};
 use crate::outcome::{interrupts, Outcome, UsageError};
 use crate::table;
@@ -160,6 +160,9 @@ async fn follow(
         match rx.recv().await {
             Some(event) => {
                 let event = event?;
+                if event.event == "error" {
+                    return Err(stream_error(&event.data).into());
+                }
                 if event.event != "message" && !event.event.is_empty() {
                     continue;
                 }
@@ -181,7 +184,9 @@ fn spawn_follower(api: &Api, path: String, partition: u32, tx: &mpsc::Sender<Api
         let end = match api.follow(&path, &tx).await {
             Ok(()) => ApiError::Protocol {
                 url: api.url(&path),
-                reason: format!("the server closed the event stream of partition {partition}"),
+                reason: format!(
+                    "the server closed the event stream of partition {partition} (shutting down or restarting?)"
+                ),
             },
             Err(e) => e,
         };
