@@ -493,3 +493,24 @@ fn power_loss_tail_is_cut_into_a_quarantine_file_that_verify_notes_and_dump_show
     close_catalog(catalog);
     assert!(quarantine.exists());
 }
+
+/// `dump --partition`/`--segment` that match nothing are an error naming what was asked for
+/// (they printed the topic headers and nothing else, exit 0, as if the partition were empty).
+#[test]
+fn dump_of_a_partition_or_segment_that_does_not_exist_is_an_error() {
+    let dir = make_data_dir(1);
+    let data = dir.path().to_str().unwrap();
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "events", "--partition", "7"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: no partition 7 in topic events"),
+        "{}",
+        text(&out)
+    );
+    let out = cairn(&["dump", "--data-dir", data, "--segment", "12345"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no segment with base offset 12345"), "{}", text(&out));
+    let out = cairn(&["dump", "--data-dir", data, "--topic", "small", "--partition", "0", "--segment", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("batch at byte 0"), "{}", text(&out));
+}

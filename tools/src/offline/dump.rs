@@ -31,6 +31,8 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
         }
     }
     let mut out = Vec::new();
+    // What --partition and --segment matched: nothing is an error, not an empty dump.
+    let (mut partitions_seen, mut segments_seen) = (0usize, 0usize);
     for topic in &topics {
         let config = topic.config().map_or(Value::Null, |c| serde_json::to_value(c).unwrap_or(Value::Null));
         if !json {
@@ -44,6 +46,7 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
             if args.partition.is_some_and(|only| only != p) {
                 continue;
             }
+            partitions_seen += 1;
             if !json {
                 outln!("  partition {p}  {}", dir.display());
             }
@@ -54,6 +57,7 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
                 if args.segment.is_some_and(|only| only != seg.base) {
                     continue;
                 }
+                segments_seen += 1;
                 segments.push(dump_segment(&seg, args, json)?);
             }
             let mut cut_files = Vec::new();
@@ -63,6 +67,16 @@ pub fn run(args: &DumpArgs, json: bool) -> anyhow::Result<Outcome> {
             partitions.push(json!({"partition": p, "dir": dir, "segments": segments, "quarantine_files": cut_files}));
         }
         out.push(json!({"name": topic.name, "config": config, "partitions": partitions}));
+    }
+    let scope = args.topic.as_ref().map_or_else(|| "any topic".to_string(), |t| format!("topic {t}"));
+    if let Some(p) = args.partition.filter(|_| partitions_seen == 0) {
+        anyhow::bail!("no partition {p} in {scope} of {}", args.data_dir.display());
+    }
+    if let Some(base) = args.segment.filter(|_| segments_seen == 0) {
+        anyhow::bail!(
+            "no segment with base offset {base} in {scope} of {} (`cairn dump` without --segment lists them)",
+            args.data_dir.display()
+        );
     }
     if json {
         table::print_json(&json!({"data_dir": args.data_dir, "topics": out}))?;
