@@ -51,11 +51,47 @@ pub struct UsageError(pub String);
 
 /// Prints `err` (with its causes) to stderr and returns the exit status it means.
 pub fn report_error(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", one_line(err));
     if err.downcast_ref::<UsageError>().is_some() {
         eprintln!("Run `cairn --help` for usage.");
         ExitCode::from(EXIT_USAGE)
     } else {
         ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// `err` and its causes on one line, `: ` between them, leaving out a cause its parent's
+/// text already ends with (errors that print their source as well as returning it, such as
+/// the storage crate's I/O errors, would show it twice).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("open directory : {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = anyhow::Error::new(Repeats(io)).context("cannot open data directory d");
+        assert_eq!(one_line(&err), "cannot open data directory d: open directory : entity not found");
+        let err = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(one_line(&err), "outer: middle: inner");
     }
 }

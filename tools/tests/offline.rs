@@ -514,3 +514,28 @@ fn dump_of_a_partition_or_segment_that_does_not_exist_is_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("batch at byte 0"), "{}", text(&out));
 }
+
+/// `cairn compact --data-dir data` (a bare relative name, run from the directory holding it)
+/// works: the storage engine's open failed on it ("open directory : No such file or
+/// directory", fsyncing the parent "" of a one-component path), so the tool gives it the
+/// absolute path.
+#[test]
+fn offline_compact_takes_a_bare_relative_data_dir() {
+    let dir = make_data_dir(4);
+    let (parent, name) = (dir.path().parent().expect("parent"), dir.path().file_name().expect("name"));
+    let child = {
+        let _guard = fork_guard();
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .current_dir(parent)
+            .args(["compact", "--topic", "events", "--data-dir"])
+            .arg(name)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run cairn")
+    };
+    let out = child.wait_with_output().expect("wait cairn");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("compacted topic events"), "{}", text(&out));
+}
