@@ -278,8 +278,9 @@ pub struct ConsumeArgs {
     /// Read only this partition (default: all).
     #[arg(long, short)]
     pub partition: Option<u32>,
-    /// Start at this offset (in each partition read).
-    #[arg(long, conflicts_with_all = ["from", "timestamp", "group"])]
+    /// Start at this offset of --partition (required with it, as in kafka-console-consumer: an
+    /// offset means one partition's position).
+    #[arg(long, requires = "partition", conflicts_with_all = ["from", "timestamp", "group"])]
     pub offset: Option<u64>,
     /// Start at the earliest or the latest offset [default: earliest, unlike kafka-console-consumer].
     #[arg(long, value_enum, conflicts_with_all = ["timestamp", "group"])]

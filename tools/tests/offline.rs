@@ -271,6 +271,11 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = cairn(&["produce", "t", "--header", "novalue", "x"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // An offset is one partition's position: it applied to every partition, and the first one
+    // shorter than it ended the read (416) before the others were read.
+    let out = cairn(&["consume", "t", "--offset", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--partition"), "{}", text(&out));
     let out = cairn(&["--help"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
