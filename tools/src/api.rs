@@ -95,6 +95,12 @@ impl Api {
         self.http.request(method, self.url(path)).timeout(REQUEST_TIMEOUT + wait)
     }
 
+    /// A request without a total timeout (only the connect timeout): for replies that come
+    /// when long work is done, such as a compaction's.
+    pub fn request_untimed(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
     /// Sends a request; a non-2xx reply becomes [`ApiError::Status`].
     pub async fn send(&self, rb: RequestBuilder) -> ApiResult<Response> {
         let (client, request) = rb.build_split();

@@ -31,7 +31,10 @@ pub async fn run_online(api: &Api, args: &CompactArgs, json: bool) -> anyhow::Re
     let topic = args.topic();
     let spinner = spinner(json);
     spinner.set_message(format!("compacting topic {topic} on the server"));
-    let replied = api.send_json(Method::POST, &format!("/v1/topics/{}/compact", seg(topic)), &json!({})).await;
+    // The reply comes when the compaction is done, which on a large topic takes longer than
+    // any request timeout: no timeout (Ctrl-C stops waiting; the server finishes regardless).
+    let path = format!("/v1/topics/{}/compact", seg(topic));
+    let replied = api.call(api.request_untimed(Method::POST, &path).json(&json!({}))).await;
     spinner.finish_and_clear();
     let reply = match replied {
         Ok(reply) => reply,
