@@ -95,6 +95,7 @@ pub enum Command {
         after_help = "Examples:
   cairn groups list
   cairn groups describe billing
+  cairn groups config billing --max-deliveries 3
   cairn groups reset billing --topic orders --to-earliest
   cairn groups delete billing"
     )]
@@ -322,6 +323,14 @@ pub enum GroupsCmd {
         /// Group name.
         group: String,
     },
+    /// Change a group's settings (PUT /v1/groups/{group}); only the flags given change.
+    #[command(after_help = "Examples:
+  cairn groups config billing --ack-timeout-ms 60000 --max-deliveries 3
+  cairn groups config billing --dead-letter-topic billing-failed
+  cairn groups config billing --ordered true --start latest
+
+The group is created if it does not exist (with the defaults for what is not given).")]
+    Config(GroupConfigArgs),
     /// Move a group's committed offset (replay or skip), clearing acks and leases above it.
     #[command(after_help = "Examples:
   cairn groups reset billing --topic orders --to-earliest
@@ -336,6 +345,28 @@ pub enum GroupsCmd {
         /// Group name.
         group: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct GroupConfigArgs {
+    /// Group name.
+    pub group: String,
+    /// Where the group begins in a topic it has not read yet [server default: earliest].
+    #[arg(long, value_enum)]
+    pub start: Option<FromArg>,
+    /// How long a leased message may go unacknowledged before it is delivered again, in ms
+    /// [server default: 30000].
+    #[arg(long)]
+    pub ack_timeout_ms: Option<u64>,
+    /// Deliveries before a message is dead-lettered; 0 = never [server default: 5].
+    #[arg(long)]
+    pub max_deliveries: Option<u64>,
+    /// Topic dead letters go to, or "default" for <topic>.dlq [server default: default].
+    #[arg(long, value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    /// One consumer at a time per partition, in offset order [server default: false].
+    #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
+    pub ordered: Option<bool>,
 }
 
 #[derive(Debug, Args)]

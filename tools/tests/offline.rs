@@ -283,7 +283,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn every_command_has_help_with_examples() {
-    let commands: [&[&str]; 19] = [
+    let commands: [&[&str]; 20] = [
         &["topics"],
         &["topics", "create"],
         &["topics", "list"],
@@ -296,6 +296,7 @@ fn every_command_has_help_with_examples() {
         &["groups"],
         &["groups", "list"],
         &["groups", "describe"],
+        &["groups", "config"],
         &["groups", "reset"],
         &["groups", "delete"],
         &["compact"],

@@ -78,6 +78,12 @@ fn online_commands_against_cairnd() {
     assert_eq!(first["headers"]["trace"], "abc");
     let human = ok(&server, &["consume", "orders", "--partition", "1"]);
     assert!(human.contains("p1@0") && human.contains("  x"), "{human}");
+    // Text shows a value's exact bytes, as a group consumer too (it showed JSON re-encoded).
+    ok(&server, &["produce", "spaced", r#"{"a": 1,  "b": [1, 2]}"#]);
+    for args in [&["consume", "spaced"][..], &["consume", "spaced", "--group", "g-spaced"]] {
+        let human = ok(&server, args);
+        assert!(human.contains(r#"  {"a": 1,  "b": [1, 2]}"#), "{args:?}: {human}");
+    }
     let from_one = ndjson(&server, &["consume", "orders", "-p", "0", "--offset", "1", "-n", "1"]);
     assert_eq!(from_one.len(), 1);
     assert_eq!(from_one[0]["offset"], 1);
@@ -394,4 +400,25 @@ fn a_tail_shows_the_error_that_ended_its_stream() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: topic_not_found: ") && stderr.lines().count() == 1, "{stderr}");
+}
+
+/// `groups config` changes only the settings given: PUT replaces the whole config, so the
+/// tool merges the flags into the current one ("default" is a null dead-letter topic).
+#[test]
+fn groups_config_changes_only_what_is_given() {
+    let server = Server::start();
+    let first = json(&server, &["groups", "config", "workers", "--max-deliveries", "3", "--ack-timeout-ms", "5000"]);
+    assert_eq!((&first["max_deliveries"], &first["ack_timeout_ms"]), (&Value::from(3), &Value::from(5000)), "{first}");
+    let second = json(&server, &["groups", "config", "workers", "--ordered", "true", "--dead-letter-topic", "dl"]);
+    assert_eq!(second["max_deliveries"], 3, "kept: {second}");
+    assert_eq!(second["ack_timeout_ms"], 5000, "kept: {second}");
+    assert_eq!((&second["ordered"], &second["dead_letter_topic"]), (&Value::from(true), &Value::from("dl")));
+    let third = json(&server, &["groups", "config", "workers", "--dead-letter-topic", "default"]);
+    assert!(third["dead_letter_topic"].is_null() && third["ordered"] == true, "{third}");
+    assert!(ok(&server, &["groups", "describe", "workers"]).contains("<topic>.dlq (default)"));
+    let out = run(&server, &["groups", "config", "workers"]);
+    assert_eq!(out.status.code(), Some(2), "nothing to change: {}", text(&out));
+    let out = run(&server, &["groups", "config", "workers", "--ack-timeout-ms", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: bad_request: "), "{}", text(&out));
 }

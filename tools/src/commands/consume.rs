@@ -224,7 +224,11 @@ async fn consume_group(
     let mut printed = 0u64;
     while printed < limit {
         let want = (limit - printed).min(u64::from(args.batch));
-        let body = json!({"max_messages": want, "wait_ms": wait_ms, "consumer": consumer});
+        let mut body = json!({"max_messages": want, "wait_ms": wait_ms, "consumer": consumer});
+        if !printer.json {
+            // Text shows the exact bytes, as reads do (JSON values would come back re-encoded).
+            body["encoding"] = json!("base64");
+        }
         let fetch_path = format!("{base}/fetch");
         let fetch = api.post_waiting(&fetch_path, &body, Duration::from_millis(wait_ms));
         let reply = tokio::select! {

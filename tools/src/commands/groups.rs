@@ -1,11 +1,11 @@
-//! `cairn groups list|describe|reset|delete`.
+//! `cairn groups list|describe|config|reset|delete`.
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::api::{seg, Api};
-use crate::cli::{GroupResetArgs, GroupsCmd};
-use crate::outcome::Outcome;
+use crate::cli::{FromArg, GroupConfigArgs, GroupResetArgs, GroupsCmd};
+use crate::outcome::{Outcome, UsageError};
 use crate::table::{self, Table};
 
 pub async fn run(api: &Api, cmd: GroupsCmd, json: bool) -> anyhow::Result<Outcome> {
@@ -24,6 +24,19 @@ pub async fn run(api: &Api, cmd: GroupsCmd, json: bool) -> anyhow::Result<Outcom
                 table::print_json(&desc)?;
             } else {
                 print_description(&group, &desc);
+            }
+        }
+        GroupsCmd::Config(args) => {
+            let config = merged_config(api, &args).await?;
+            let reply = api.send_json(Method::PUT, &format!("/v1/groups/{}", seg(&args.group)), &config).await?;
+            if json {
+                table::print_json(&reply)?;
+            } else {
+                outln!("configured group {}", args.group);
+                let shown = reply.get("config").unwrap_or(&reply);
+                if let Some(config) = shown.as_object() {
+                    print_config(config);
+                }
             }
         }
         GroupsCmd::Reset(args) => {
@@ -47,6 +60,39 @@ pub async fn run(api: &Api, cmd: GroupsCmd, json: bool) -> anyhow::Result<Outcom
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The group's whole config with the flags given applied: `PUT` sets every field (an absent
+/// one to its default), so the current config is read first (a group that does not exist yet
+/// starts from the defaults).
+async fn merged_config(api: &Api, args: &GroupConfigArgs) -> anyhow::Result<Value> {
+    let mut changes = serde_json::Map::new();
+    if let Some(start) = args.start {
+        changes.insert("start".into(), json!(if start == FromArg::Latest { "latest" } else { "earliest" }));
+    }
+    if let Some(ms) = args.ack_timeout_ms {
+        changes.insert("ack_timeout_ms".into(), json!(ms));
+    }
+    if let Some(n) = args.max_deliveries {
+        changes.insert("max_deliveries".into(), json!(n));
+    }
+    if let Some(topic) = &args.dead_letter_topic {
+        changes.insert("dead_letter_topic".into(), if topic == "default" { Value::Null } else { json!(topic) });
+    }
+    if let Some(ordered) = args.ordered {
+        changes.insert("ordered".into(), json!(ordered));
+    }
+    if changes.is_empty() {
+        let msg = "nothing to change: give at least one setting (see cairn groups config --help)";
+        return Err(UsageError(msg.into()).into());
+    }
+    let mut config = match api.get(&format!("/v1/groups/{}", seg(&args.group))).await {
+        Ok(desc) => desc.get("config").and_then(Value::as_object).cloned().unwrap_or_default(),
+        Err(e) if e.code() == Some("group_not_found") => serde_json::Map::new(),
+        Err(e) => return Err(e.into()),
+    };
+    config.extend(changes);
+    Ok(Value::Object(config))
 }
 
 fn reset_body(args: &GroupResetArgs) -> Value {
@@ -99,16 +145,8 @@ fn print_list(groups: &[Value]) {
 fn print_description(group: &str, desc: &Value) {
     outln!("group {group}");
     if let Some(config) = desc.get("config").and_then(Value::as_object) {
-        let pairs: Vec<(&str, String)> = config
-            .iter()
-            .map(|(k, v)| match (k.as_str(), v) {
-                // null means the API's default, per topic.
-                ("dead_letter_topic", Value::Null) => (k.as_str(), "<topic>.dlq (default)".to_string()),
-                _ => (k.as_str(), text(Some(v))),
-            })
-            .collect();
         outln!();
-        table::print_pairs(&pairs);
+        print_config(config);
     }
     let parts = desc.get("partitions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     outln!();
@@ -126,6 +164,19 @@ fn print_description(group: &str, desc: &Value) {
         );
     }
     t.print();
+}
+
+/// A group's settings, one per line.
+fn print_config(config: &serde_json::Map<String, Value>) {
+    let pairs: Vec<(&str, String)> = config
+        .iter()
+        .map(|(k, v)| match (k.as_str(), v) {
+            // null means the API's default, per topic.
+            ("dead_letter_topic", Value::Null) => (k.as_str(), "<topic>.dlq (default)".to_string()),
+            _ => (k.as_str(), text(Some(v))),
+        })
+        .collect();
+    table::print_pairs(&pairs);
 }
 
 fn print_offsets(offsets: &[Value]) {
