@@ -392,6 +392,11 @@ async fn group_errors_follow_the_contract() {
     put.expect_error(400, "bad_request");
     let put = send(s.request(reqwest::Method::PUT, "/v1/groups/g").json(&json!({"ack_timeout_ms": 0}))).await;
     put.expect_error(400, "bad_request");
+    // A dead-letter topic is a topic name: the contract's name rules give `invalid_name`.
+    for bad in ["__dead", "..", "a/b", ""] {
+        let put = send(s.request(reqwest::Method::PUT, "/v1/groups/g").json(&json!({"dead_letter_topic": bad}))).await;
+        put.expect_error(400, "invalid_name");
+    }
     // Acking twice is harmless.
     let got = fetch(&s, "g", "err", json!({"max_messages": 1})).await;
     op(&s, "g", "err", "ack", &refs(&got)).await;
