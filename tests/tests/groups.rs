@@ -401,6 +401,18 @@ async fn group_errors_follow_the_contract() {
     let got = fetch(&s, "g", "err", json!({"max_messages": 1})).await;
     op(&s, "g", "err", "ack", &refs(&got)).await;
     op(&s, "g", "err", "ack", &refs(&got)).await;
+    // The messages a fetch returned can be handed back as they are (their other fields are
+    // ignored); a field no message has is still a 400.
+    let got = fetch(&s, "g", "err", json!({"max_messages": 1})).await;
+    assert_eq!(got.len(), 1);
+    op(&s, "g", "err", "nack", &json!({ "messages": got })).await;
+    let again = fetch(&s, "g", "err", json!({"max_messages": 1})).await;
+    assert_eq!((again[0]["offset"].clone(), again[0]["delivery"].clone()), (got[0]["offset"].clone(), json!(2)));
+    op(&s, "g", "err", "ack", &json!({ "messages": again })).await;
+    let typo = json!({"messages": [{"partition": 0, "offset": 2, "delay": 5}]});
+    s.post_json("/v1/groups/g/topics/err/nack", &typo).await.expect_error(400, "bad_request");
+    let d = s.get("/v1/groups/g").await.json();
+    assert_eq!(d["partitions"][0]["committed"], json!(2), "{d}");
 }
 
 #[tokio::test]

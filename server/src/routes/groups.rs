@@ -12,6 +12,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cairn_storage::Record;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -251,6 +252,9 @@ fn delivered_json(out: &mut Vec<u8>, d: &Delivered, encoding: Encoding) {
     }
 }
 
+/// A message named by an ack, nack, extend or reject. Besides `partition`, `offset`,
+/// `delay_ms` and `delivery` it may carry the other fields of a fetched message, ignored, so a
+/// client can hand back the messages a fetch gave it as they are; any other field is a 400.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RefBody {
@@ -260,6 +264,16 @@ struct RefBody {
     delay_ms: Option<u64>,
     #[serde(default)]
     delivery: Option<u32>,
+    #[serde(default, rename = "timestamp")]
+    _timestamp: IgnoredAny,
+    #[serde(default, rename = "key")]
+    _key: IgnoredAny,
+    #[serde(default, rename = "value")]
+    _value: IgnoredAny,
+    #[serde(default, rename = "value_base64")]
+    _value_base64: IgnoredAny,
+    #[serde(default, rename = "headers")]
+    _headers: IgnoredAny,
 }
 
 #[derive(Deserialize)]
