@@ -29,7 +29,7 @@ pub enum ApiError {
     /// is left out).
     #[error("{}", transport_text(.url, .cause))]
     Transport { url: String, cause: reqwest::Error },
-    #[error("{code}: {message} (HTTP {status})")]
+    #[error("{code}: {message} (HTTP {status}){}", status_hint(*.status))]
     Status { status: u16, code: String, message: String },
     /// An `event: error` that ended an event stream (the stream's status was 200).
     #[error("{code}: {message} (the server ended the event stream)")]
@@ -232,6 +232,14 @@ fn transport_text(url: &str, err: &reqwest::Error) -> String {
         format!("cannot reach the server at {server}: {cause}")
     } else {
         format!("request to {url} failed: {cause}")
+    }
+}
+
+/// What a CLI user does about a status, after the server's own message.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 => "; cairn sends the token given with --token or CAIRN_TOKEN",
+        _ => "",
     }
 }
 

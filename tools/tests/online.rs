@@ -227,6 +227,7 @@ fn token_and_https_url() {
     let denied = cairn(&["topics", "list"], None);
     assert_eq!(denied.status.code(), Some(1), "{}", text(&denied));
     assert!(text(&denied).contains("unauthorized"), "{}", text(&denied));
+    assert!(text(&denied).contains("--token or CAIRN_TOKEN"), "{}", text(&denied));
     let out = cairn(&["produce", "orders", "over-tls"], Some("tok-admin"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = cairn(&["--token", "tok-admin", "--json", "consume", "orders"], None);
@@ -421,4 +422,26 @@ fn groups_config_changes_only_what_is_given() {
     let out = run(&server, &["groups", "config", "workers", "--ack-timeout-ms", "0"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: bad_request: "), "{}", text(&out));
+}
+
+/// A read without --follow ends at each partition's end as of its first page: messages
+/// produced meanwhile are for --follow (it followed the end as it moved, so a partition
+/// written faster than it was read never ended). The reader is held back by not reading its
+/// output (a pipe holds 64 KiB; the output is about 300 KiB) while more is produced.
+#[test]
+fn a_read_ends_at_the_end_it_started_with() {
+    let server = Server::start();
+    let value = "v".repeat(100);
+    let input: String = (0..2000).map(|i| format!("{i:04}{value}\n")).collect();
+    let out = produce_stdin(&server, &["produce", "busy"], &input);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut child = spawn(&server, &["consume", "busy", "--batch", "100"]);
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    lines.next().expect("a line").expect("read"); // its first page is read: the end is fixed
+    let out = produce_stdin(&server, &["produce", "busy"], &input[..input.len() / 2]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let rest = lines.count();
+    let status = child.wait().expect("wait cairn");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(rest + 1, 2000, "the 1,000 messages produced during the read are not part of it");
 }

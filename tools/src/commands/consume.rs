@@ -90,20 +90,24 @@ async fn read_range(
     let encoding = if printer.json { "" } else { "&encoding=base64" };
     for &p in partitions {
         let mut query = start_query(args);
+        // The partition's end when the read began: what arrives later is for --follow, so a
+        // partition written faster than it is read still ends.
+        let mut stop: Option<u64> = None;
         while printed < limit {
             let want = (limit - printed).min(u64::from(args.batch));
             let path = format!("{}?{query}&max_messages={want}{encoding}", messages_path(args, p));
             let page = api.get(&path).await?;
+            let end = page.get("end_offset").and_then(Value::as_u64);
+            let stop = *stop.get_or_insert(end.unwrap_or(u64::MAX));
             let messages = page.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-            for m in messages.iter().take((limit - printed) as usize) {
+            let before_stop = |m: &&Value| m.get("offset").and_then(Value::as_u64).is_none_or(|o| o < stop);
+            for m in messages.iter().filter(before_stop).take((limit - printed) as usize) {
                 printer.print(m)?;
                 printed += 1;
                 count.store(printed, Ordering::Relaxed);
             }
-            let next = page.get("next_offset").and_then(Value::as_u64);
-            let end = page.get("end_offset").and_then(Value::as_u64);
-            match (next, end) {
-                (Some(next), Some(end)) if !messages.is_empty() && next < end => query = format!("offset={next}"),
+            match page.get("next_offset").and_then(Value::as_u64) {
+                Some(next) if !messages.is_empty() && next < stop => query = format!("offset={next}"),
                 _ => break,
             }
         }
