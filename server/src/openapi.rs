@@ -253,7 +253,10 @@ fn schemas() -> Value {
                 "partition": {"type": "integer", "minimum": 0}, "offset": {"type": "integer", "minimum": 0},
                 "delay_ms": {"type": "integer", "minimum": 0, "maximum": 43200000},
                 "delivery": {"type": "integer", "minimum": 1,
-                    "description": "The fetch's delivery number: nack, extend and reject then act only if that delivery still holds the lease."}}}},
+                    "description": "The fetch's delivery number: nack, extend and reject then act only if that delivery still holds the lease."},
+                "timestamp": {"description": "Ignored (a fetched message may be handed back as it is)."},
+                "key": {"description": "Ignored."}, "value": {"description": "Ignored."},
+                "value_base64": {"description": "Ignored."}, "headers": {"description": "Ignored."}}}},
             "ack_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 43200000},
             "reason": {"type": "string"}}},
         "CompactionStats": {"type": "object", "properties": {
