@@ -347,6 +347,12 @@ fn bench_consume_mode_reads_an_existing_topic_up_to_messages() {
     ok(&server, &args);
     let bench = json(&server, &["bench", "--mode", "consume", "--topic", "stored", "--messages", "7"]);
     assert_eq!(bench["phases"][0]["messages"], 7, "{bench}");
+    // Not on a terminal: the summary table, and no progress bar on stderr.
+    let out = run(&server, &["bench", "--mode", "consume", "--topic", "stored"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("MSG/S") && table.contains("P99 MS") && table.contains("consume"), "{table}");
+    assert!(out.stderr.is_empty(), "{}", text(&out));
     let out = run(&server, &["bench", "--mode", "consume"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--topic"), "{}", text(&out));

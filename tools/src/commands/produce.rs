@@ -7,7 +7,7 @@
 //! so a slow pipe (`tail -f`) is sent line by line and a file in large requests.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal as _};
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -47,6 +47,10 @@ pub async fn run(api: &Api, args: ProduceArgs, json: bool) -> anyhow::Result<Out
 
 /// Produces the lines of standard input, in requests of up to `--batch` lines.
 async fn produce_stdin(api: &Api, args: &ProduceArgs, path: &str, produced: &mut Produced) -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        // Typed by hand: say why nothing happens yet (each line is sent when it is entered).
+        eprintln!("reading messages from standard input, one per line; Ctrl-D to finish");
+    }
     let mut lines = spawn_stdin_reader();
     let mut line_no = 0usize;
     while let Some(first) = lines.recv().await {
