@@ -275,11 +275,12 @@ fn record_json(r: &cairn_storage::Record<'_>) -> Value {
 
 fn print_batch(b: &Value) {
     outln!(
-        "      batch at byte {}: offsets {}..{} ({} records), {} bytes, codec {}, time {}, crc {}",
+        "      batch at byte {}: offsets {}..{} ({} record{}), {} bytes, codec {}, time {}, crc {}",
         b["position"],
         b["base_offset"],
         b["last_offset"],
         b["record_count"],
+        if b["record_count"] == 1 { "" } else { "s" },
         b["bytes"],
         b["codec"].as_str().unwrap_or("?"),
         table::timestamp(b["first_timestamp"].as_i64().unwrap_or(0)),
