@@ -52,6 +52,7 @@ fn essence(value: &str) -> Cow<'_, str> {
 /// Whether a JSON body's `Content-Type` is acceptable: absent (JSON is the default) or a JSON
 /// type; otherwise `415 unsupported_media_type` (curl users: `-H 'content-type: application/json'`).
 pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    require_identity(headers)?;
     match headers.get(header::CONTENT_TYPE) {
         None => Ok(()),
         Some(v) => match essence(v.to_str().unwrap_or("")).as_ref() {
@@ -63,6 +64,7 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The kind of a produce body; a missing `Content-Type` means JSON.
 pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+    require_identity(headers)?;
     let Some(v) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyKind::Json);
     };
@@ -76,6 +78,25 @@ pub fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
             "application/json, application/x-ndjson, application/octet-stream or application/vnd.cairn.records",
         )),
     }
+}
+
+/// Whether the body comes without a content coding (no `Content-Encoding`, or `identity`): the
+/// server decodes none, so a compressed body is `415 unsupported_media_type` (as HTTP says for
+/// an unsupported content coding) rather than a puzzling parse error. Record batches carry
+/// their own zstd compression inside the format.
+fn require_identity(headers: &HeaderMap) -> Result<(), ApiError> {
+    for v in headers.get_all(header::CONTENT_ENCODING) {
+        let text = v.to_str().unwrap_or("?");
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("identity") {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("unsupported content encoding {coding:?}: send the body uncompressed"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn unsupported(got: &str, want: &str) -> ApiError {
@@ -138,6 +159,10 @@ mod tests {
         let e = body_kind(&with(header::CONTENT_TYPE, "text/plain")).unwrap_err();
         assert_eq!(e.status().as_u16(), 415);
         assert!(require_json(&with(header::CONTENT_TYPE, "text/csv")).is_err());
+        // A content coding other than identity is refused whatever the type.
+        assert_eq!(body_kind(&with(header::CONTENT_ENCODING, "gzip")).unwrap_err().status().as_u16(), 415);
+        assert_eq!(require_json(&with(header::CONTENT_ENCODING, "identity, br")).unwrap_err().status().as_u16(), 415);
+        assert!(require_json(&with(header::CONTENT_ENCODING, "Identity")).is_ok());
     }
 
     #[test]

@@ -209,3 +209,31 @@ async fn group_bodies_with_a_non_json_content_type_are_415() {
     .await
     .expect_status(204);
 }
+
+/// The server decodes no content coding: a compressed body is `415 unsupported_media_type`
+/// (not a parse error) and changes nothing; `identity` is no coding at all.
+#[tokio::test]
+async fn a_compressed_body_is_415_and_changes_nothing() {
+    let s = Cairnd::start().await;
+    let coded = |method: Method, path: &str, ct: &str, coding: &str, body: &'static str| {
+        s.request(method, path).header("content-type", ct).header("content-encoding", coding).body(body)
+    };
+    let produce = r#"{"messages": [{"value": 1}]}"#;
+    for (ct, body) in
+        [("application/json", produce), ("application/x-ndjson", "{\"value\": 1}\n"), ("application/octet-stream", "x")]
+    {
+        let r = send(coded(Method::POST, "/v1/topics/zipped/messages", ct, "gzip", body)).await;
+        r.expect_error(415, "unsupported_media_type");
+    }
+    send(coded(Method::POST, "/v1/topics", "application/json", "br", r#"{"name": "zipped"}"#))
+        .await
+        .expect_error(415, "unsupported_media_type");
+    send(coded(Method::PUT, "/v1/groups/zg", "application/json", "deflate", "{}"))
+        .await
+        .expect_error(415, "unsupported_media_type");
+    s.get("/v1/topics/zipped").await.expect_error(404, "topic_not_found");
+    s.get("/v1/groups/zg").await.expect_error(404, "group_not_found");
+    send(coded(Method::POST, "/v1/topics/zipped/messages", "application/json", "identity", produce))
+        .await
+        .expect_status(200);
+}
