@@ -28,7 +28,12 @@ fn main() -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("cairnd").build()?;
-    runtime.block_on(cairn_server::run(config)).context("cairnd failed")?;
+    if let Err(e) = runtime.block_on(cairn_server::run(config)) {
+        // One line: every `ServerError` message already carries its causes (printing the
+        // source chain as well would repeat each of them).
+        eprintln!("cairnd: {e}");
+        std::process::exit(1);
+    }
     Ok(())
 }
 

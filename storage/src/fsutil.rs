@@ -18,12 +18,17 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     crate::faults::check("dir.fsync", dir).and_then(|()| f.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Creates `dir` (and missing parents) and makes the new entries durable.
+/// Creates `dir` (and missing parents) and makes the new entries durable: `dir` itself, its
+/// parent, and the parent of every level it had to create. A relative `dir` of one component
+/// (`data`) has the current directory as its parent.
 pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> =
+        dir.ancestors().filter(|a| !a.as_os_str().is_empty()).take_while(|a| !a.exists()).collect();
     fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     sync_dir(dir)?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
+    sync_dir(parent_of(dir))?;
+    for created in missing.iter().skip(1) {
+        sync_dir(parent_of(created))?;
     }
     Ok(())
 }

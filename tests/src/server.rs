@@ -96,6 +96,7 @@ pub struct Builder {
     envs: Vec<(OsString, OsString)>,
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    current_dir: Option<PathBuf>,
 }
 
 impl Builder {
@@ -121,6 +122,12 @@ impl Builder {
     /// Uses this data directory instead of a fresh temporary one (not removed on drop).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs the child in `dir` (a relative data directory is then relative to it).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
         self
     }
 
@@ -151,6 +158,7 @@ impl Builder {
             addr: "127.0.0.1:0".parse().unwrap(),
             args: self.args,
             envs: self.envs,
+            current_dir: self.current_dir,
             logs: Logs::default(),
             client: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -187,6 +195,7 @@ pub struct Cairnd {
     addr: SocketAddr,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    current_dir: Option<PathBuf>,
     logs: Logs,
     client: reqwest::Client,
 }
@@ -206,6 +215,9 @@ impl Cairnd {
         assert!(self.child.is_none(), "cairnd is already running");
         let mut cmd = Command::new(cairnd_bin());
         cmd.arg("--listen").arg(listen).arg("--data-dir").arg(&self.data_dir).args(&self.args);
+        if let Some(dir) = &self.current_dir {
+            cmd.current_dir(dir);
+        }
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CAIRN_") {
                 cmd.env_remove(k);

@@ -192,3 +192,14 @@ async fn openapi_document_describes_the_group_paths() {
         }
     }
 }
+
+/// `--data-dir data`, one relative component: its parent is the current directory (the durable
+/// directory creation fsynced the parent "" and failed, so cairnd exited at start).
+#[tokio::test]
+async fn a_relative_data_dir_of_one_component_works() {
+    let cwd = tempfile::tempdir().unwrap();
+    let s = Cairnd::builder().current_dir(cwd.path()).data_dir("data").start().await;
+    s.create_topic("here", json!({})).await;
+    s.produce_n("here", 0, 2, "m").await;
+    assert!(cwd.path().join("data/topics/here").is_dir(), "the data went somewhere else");
+}
