@@ -264,6 +264,20 @@ fn interrupt(child: &std::process::Child) {
     assert!(status.success(), "kill -INT failed");
 }
 
+/// Runs `cairn args`, waits for `lines` lines of its output, sends SIGINT and returns how it
+/// ended, checking the exit status is 130 (what a shell shows for Ctrl-C).
+fn interrupt_after_lines(server: &Server, args: &[&str], lines: usize) -> std::process::Output {
+    let mut child = spawn(server, args);
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    for _ in 0..lines {
+        out.next().expect("a message").expect("read");
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().expect("wait cairn");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    out
+}
+
 /// Ctrl-C stops a group consumer cleanly: exit 130 (what a shell shows for Ctrl-C), and the
 /// messages it printed are acknowledged, not delivered again. A tail stops with 130 as well.
 /// (Before, SIGINT killed the process wherever it was: no exit status, printed messages
@@ -274,27 +288,13 @@ fn ctrl_c_stops_consumers_cleanly() {
     ok(&server, &["topics", "create", "jobs", "--partitions", "2"]);
     ok(&server, &["produce", "jobs", "a", "b", "c"]);
 
-    let mut child = spawn(&server, &["--json", "consume", "jobs", "--group", "workers", "--follow"]);
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for _ in 0..3 {
-        lines.next().expect("a message").expect("read");
-    }
-    interrupt(&child);
-    let out = child.wait_with_output().expect("wait cairn");
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let out = interrupt_after_lines(&server, &["--json", "consume", "jobs", "--group", "workers", "--follow"], 3);
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted: 3 message(s)"), "{}", text(&out));
     let desc = json(&server, &["groups", "describe", "workers"]);
     let parts = desc["partitions"].as_array().expect("partitions");
     assert!(parts.iter().all(|p| p["lag"] == 0 && p["in_flight"] == 0), "printed means acknowledged: {desc}");
 
-    let mut child = spawn(&server, &["--json", "tail", "jobs"]);
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for _ in 0..3 {
-        lines.next().expect("a message").expect("read");
-    }
-    interrupt(&child);
-    let out = child.wait_with_output().expect("wait cairn");
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    interrupt_after_lines(&server, &["--json", "tail", "jobs"], 3);
 }
 
 /// Ctrl-C during `bench` deletes the topic the bench created (it was left behind before).
