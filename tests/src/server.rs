@@ -80,13 +80,14 @@ impl Logs {
     }
 }
 
-fn drain<R: AsyncRead + Unpin + Send + 'static>(reader: BufReader<R>, logs: Logs) {
+/// Copies `reader`'s lines into `logs` until it ends; the handle finishes at its end.
+fn drain<R: AsyncRead + Unpin + Send + 'static>(reader: BufReader<R>, logs: Logs) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = reader.lines();
         while let Ok(Some(line)) = lines.next_line().await {
             logs.push_line(&line);
         }
-    });
+    })
 }
 
 /// How to start a `cairnd`: extra flags, environment, an existing data directory.
@@ -229,7 +230,7 @@ impl Cairnd {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", cairnd_bin().display()));
-        drain(BufReader::new(child.stderr.take().unwrap()), self.logs.clone());
+        let stderr = drain(BufReader::new(child.stderr.take().unwrap()), self.logs.clone());
         let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let logs = self.logs.clone();
         // Reading stdout until the ready line appears is the wait; the timeout only bounds a hang.
@@ -252,6 +253,8 @@ impl Cairnd {
             }
             Ok(None) => {
                 let status = child.wait().await.ok();
+                // What it printed last (why it exited) may still be in the pipe: read to its end.
+                let _ = tokio::time::timeout(START_TIMEOUT, stderr).await;
                 Err(StartError { status, output: self.logs.text() })
             }
             Err(_) => {
