@@ -148,8 +148,13 @@ def test_unacked_message_goes_to_another_consumer_after_its_lease(cairnd):
     sq.put("job")
     first = sq.get(timeout=5)
     assert first.payload == "job"
-    # "a" stops extending (as if its process died): close its lease keeper without releasing.
-    a.default_channel.connection.leases._stop.set()
+    # "a" dies: nothing extends its lease any more and it fetches no more (its keeper and its
+    # fetcher stop; nothing is released). With its fetcher still polling, "a" itself could take
+    # the redelivery, again and again, racing "b" for it.
+    channel = a.default_channel
+    channel.connection.leases._stop.set()
+    for fetcher in list(channel._fetchers.values()):
+        fetcher.stop()
     with Connection(cairnd.url, transport_options=opts) as b:
         sb = b.SimpleQueue(q)
         again = sb.get(timeout=10)
