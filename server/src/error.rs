@@ -189,6 +189,7 @@ impl From<crate::groups::GroupError> for ApiError {
             G::TopicNotFound(_) => ApiError::new(ErrorCode::TopicNotFound, e.to_string()),
             G::PartitionNotFound { .. } => ApiError::new(ErrorCode::PartitionNotFound, e.to_string()),
             G::BadRequest(_) => ApiError::bad_request(e.to_string()),
+            G::InvalidName(_) => ApiError::new(ErrorCode::InvalidName, e.to_string()),
         }
     }
 }
@@ -266,6 +267,7 @@ mod tests {
             (G::PartitionNotFound { topic: "t".into(), partition: 1 }, 404, "partition_not_found"),
             (G::OffsetOutOfRange { requested: 9, start: 0, end: 1 }, 416, "offset_out_of_range"),
             (G::BadRequest("no".into()), 400, "bad_request"),
+            (G::InvalidName("no".into()), 400, "invalid_name"),
             (G::Storage(E::StorageFull { op: "write", path: PathBuf::from("x") }), 507, "insufficient_storage"),
         ];
         for (e, status, code) in cases {

@@ -1,5 +1,6 @@
 //! A consumer group's configuration (`PUT /v1/groups/{group}`), its defaults and bounds.
 
+use super::GroupError;
 use serde::{Deserialize, Serialize};
 
 /// Default lease length, in ms.
@@ -45,12 +46,13 @@ impl Default for GroupConfig {
 }
 
 impl GroupConfig {
-    /// Checks bounds; returns a message for a `400 bad_request` otherwise.
-    pub fn validate(&self) -> Result<(), String> {
-        check_ack_timeout(self.ack_timeout_ms)?;
+    /// Checks bounds (`400 bad_request`) and that a dead-letter topic is a name a user may give
+    /// a topic (`400 invalid_name`, as for every other topic name).
+    pub fn validate(&self) -> Result<(), GroupError> {
+        check_ack_timeout(self.ack_timeout_ms).map_err(GroupError::BadRequest)?;
         if let Some(t) = &self.dead_letter_topic {
-            if cairn_storage::validate_name(t).is_err() || t.starts_with("__") {
-                return Err(format!("dead_letter_topic {t:?} is not a valid topic name"));
+            if cairn_storage::validate_name(t).is_err() || crate::names::is_internal(t) {
+                return Err(GroupError::InvalidName(format!("dead_letter_topic {t:?} is not a valid topic name")));
             }
         }
         Ok(())

@@ -289,7 +289,7 @@ impl GroupEngine {
 
     /// `PUT /v1/groups/{group}`.
     pub async fn put_config(&self, group: &str, config: GroupConfig) -> Result<GroupConfig, GroupError> {
-        config.validate().map_err(GroupError::BadRequest)?;
+        config.validate()?;
         let entry = self.get_or_create(group);
         let pending = {
             let mut g = entry.lock();

@@ -14,6 +14,9 @@ pub enum GroupError {
     OffsetOutOfRange { requested: u64, start: u64, end: u64 },
     #[error("{0}")]
     BadRequest(String),
+    /// A name in a request body that breaks the name rules (`400 invalid_name`).
+    #[error("{0}")]
+    InvalidName(String),
     #[error(transparent)]
     Storage(#[from] cairn_storage::Error),
 }

@@ -56,13 +56,6 @@ pub async fn put_config(
 ) -> ApiResult<Json<GroupConfig>> {
     check_user_name(&group)?;
     let config: GroupConfig = json_body(&state, req, true).await?;
-    // A dead-letter topic is a topic name: a bad one is `invalid_name`, as everywhere else.
-    if let Some(topic) = &config.dead_letter_topic {
-        check_user_name(topic).map_err(|mut e| {
-            e.message = format!("dead_letter_topic: {}", e.message);
-            e
-        })?;
-    }
     Ok(Json(state.groups.put_config(&group, config).await?))
 }
 
