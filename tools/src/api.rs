@@ -276,23 +276,28 @@ fn foreign_body_text(body: &[u8]) -> String {
 /// Characters of a foreign error body shown.
 const FOREIGN_BODY_CHARS_MAX: usize = 200;
 
-fn status_error(status: StatusCode, body: &[u8]) -> ApiError {
+/// The `code` and `message` of an API error body (`{"code","message"}`), where present.
+fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string);
+    (field("code"), field("message"))
+}
+
+fn status_error(status: StatusCode, body: &[u8]) -> ApiError {
+    let (code, message) = error_fields(body);
     ApiError::Status {
         status: status.as_u16(),
-        code: field("code").unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
-        message: field("message").unwrap_or_else(|| foreign_body_text(body)),
+        code: code.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase()),
+        message: message.unwrap_or_else(|| foreign_body_text(body)),
     }
 }
 
 /// The error an `event: error` of an event stream carries (the API's `{"code","message"}`).
 pub fn stream_error(data: &str) -> ApiError {
-    let parsed: Option<Value> = serde_json::from_str(data).ok();
-    let field = |name: &str| parsed.as_ref().and_then(|v| v.get(name)).and_then(Value::as_str).map(str::to_string);
+    let (code, message) = error_fields(data.as_bytes());
     ApiError::Stream {
-        code: field("code").unwrap_or_else(|| "error".into()),
-        message: field("message").unwrap_or_else(|| foreign_body_text(data.as_bytes())),
+        code: code.unwrap_or_else(|| "error".into()),
+        message: message.unwrap_or_else(|| foreign_body_text(data.as_bytes())),
     }
 }
 
