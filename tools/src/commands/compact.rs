@@ -64,11 +64,7 @@ pub fn run_offline(args: &CompactArgs, json: bool) -> anyhow::Result<Outcome> {
     let spinner = spinner(json);
     spinner.set_message(format!("opening data directory {}", dir.display()));
     let opts = CatalogOptions { writer_threads: 1, ..CatalogOptions::default() };
-    // The engine gets the absolute path: given a bare relative name (`--data-dir data`) its open
-    // fsyncs the parent directory "", which fails (a storage bug, reported).
-    let absolute = std::fs::canonicalize(dir).with_context(|| format!("data directory {}", dir.display()))?;
-    let catalog =
-        Catalog::open(&absolute, opts).with_context(|| format!("cannot open data directory {}", dir.display()))?;
+    let catalog = Catalog::open(dir, opts).with_context(|| format!("cannot open data directory {}", dir.display()))?;
     spinner.set_message(format!("compacting topic {topic}"));
     let compacted = catalog.compact_topic(topic);
     // Closed cleanly whatever happened, so the next open needs no recovery.
