@@ -523,8 +523,8 @@ fn dump_of_a_partition_or_segment_that_does_not_exist_is_an_error() {
 
 /// `cairn compact --data-dir data` (a bare relative name, run from the directory holding it)
 /// works: the storage engine's open failed on it ("open directory : No such file or
-/// directory", fsyncing the parent "" of a one-component path), so the tool gives it the
-/// absolute path.
+/// directory", fsyncing the parent "" of a one-component path; `fsutil::create_dir_durable`
+/// takes the current directory as that parent now).
 #[test]
 fn offline_compact_takes_a_bare_relative_data_dir() {
     let dir = make_data_dir(4);
